@@ -1,0 +1,19 @@
+//! The storage boundary of Hopper.
+//!
+//! [`Store`] is one flat list of operations named noun + verb, each taking a params struct.
+//! Every backend (embedded SQLite, PostgreSQL) implements all of it, owns its SQL and its
+//! migrations, and maps its own errors to the portable [`StoreError`] kinds, so nothing above
+//! this crate ever sees SQL or a driver error. State changes are computed by
+//! `hopper_types::lifecycle`, so backends differ only in how they persist and lock.
+//!
+//! One conformance suite (`hopper-store-tests`) runs against every backend.
+
+mod error;
+mod params;
+mod signals;
+mod store;
+
+pub use error::StoreError;
+pub use params::*;
+pub use signals::QueueSignals;
+pub use store::Store;

@@ -1,0 +1,186 @@
+//! Parameters and results of [`crate::Store`] operations.
+
+use std::collections::BTreeMap;
+
+use hopper_types::lifecycle::Failure;
+use hopper_types::{Job, JobId, JobState, NewJob, Timestamp};
+use serde_json::value::RawValue;
+
+use crate::StoreError;
+
+/// Who asked for a change, recorded in the job's events (`api`, `worker:<id>`, `system:<service>`).
+pub type Actor = String;
+
+/// A job in a namespace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRef {
+    /// Tenant.
+    pub namespace: String,
+    /// The job.
+    pub id: JobId,
+}
+
+impl JobRef {
+    /// A job in the default namespace.
+    pub fn default_ns(id: JobId) -> JobRef {
+        JobRef {
+            namespace: hopper_types::DEFAULT_NAMESPACE.to_string(),
+            id,
+        }
+    }
+}
+
+/// Insert jobs, all or none.
+#[derive(Debug, Clone)]
+pub struct JobInsertParams {
+    /// Validated jobs; idempotency keys are unique within the list (the caller checks).
+    pub jobs: Vec<NewJob>,
+    /// Recorded on the enqueue events.
+    pub actor: Actor,
+}
+
+/// What became of one job of an insert.
+#[derive(Debug, Clone)]
+pub struct Inserted {
+    /// The stored job: the new one, or the existing one its idempotency key matched. `None` only
+    /// when the key matched a job that has since been deleted or pruned (the key outlives it).
+    pub job: Option<Job>,
+    /// The job's id (the new one, or the existing one).
+    pub id: JobId,
+    /// True when the idempotency key matched an existing job and nothing was created.
+    pub duplicate: bool,
+}
+
+/// Search and page through jobs, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct JobListParams {
+    /// Tenant.
+    pub namespace: String,
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only these states (any of them); empty means all.
+    pub states: Vec<JobState>,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only jobs carrying this tag.
+    pub tag: Option<String>,
+    /// Substring of kind, id or a tag.
+    pub q: Option<String>,
+    /// Page size, 1..=500.
+    pub limit: usize,
+    /// Only jobs with an id smaller than this (the previous page's cursor).
+    pub before: Option<JobId>,
+}
+
+/// One page of jobs.
+#[derive(Debug, Clone)]
+pub struct JobPage {
+    /// Newest first.
+    pub jobs: Vec<Job>,
+    /// Pass as `before` for the next page; none on the last page.
+    pub next_cursor: Option<JobId>,
+}
+
+/// Lease up to `max_jobs` available jobs from `queues`, served as one in priority order.
+#[derive(Debug, Clone)]
+pub struct JobLeaseParams {
+    /// Tenant.
+    pub namespace: String,
+    /// Queues to take from; paused ones hand out nothing.
+    pub queues: Vec<String>,
+    /// Recorded on the job and its attempt.
+    pub worker_id: String,
+    /// 1..=1000.
+    pub max_jobs: usize,
+    /// Lease length.
+    pub lease_ms: i64,
+}
+
+/// Renew a lease.
+#[derive(Debug, Clone)]
+pub struct JobHeartbeatParams {
+    /// The job.
+    pub job: JobRef,
+    /// Its current lease token.
+    pub lease_token: String,
+    /// New lease length from now; the lease's own length when absent.
+    pub lease_ms: Option<i64>,
+    /// Progress to record, if any.
+    pub progress: Option<Box<RawValue>>,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heartbeat {
+    /// The lease's new end.
+    pub lease_expires_at: Timestamp,
+    /// Whether someone asked to cancel the job.
+    pub cancel_requested: bool,
+}
+
+/// A worker's outcome for one leased job.
+#[derive(Debug, Clone)]
+pub struct JobAck {
+    /// The job.
+    pub job: JobRef,
+    /// The lease token it was leased with.
+    pub lease_token: String,
+    /// What happened.
+    pub outcome: AckOutcome,
+}
+
+/// The outcomes a worker can report.
+#[derive(Debug, Clone)]
+pub enum AckOutcome {
+    /// The handler succeeded.
+    Completed {
+        /// What it returned.
+        result: Option<Box<RawValue>>,
+    },
+    /// The handler failed.
+    Failed(Failure),
+    /// Hand the job back uncounted.
+    Released,
+    /// The handler stopped because the job was cancelled.
+    Cancelled,
+}
+
+/// The result of each ack, in request order.
+pub type AckResults = Vec<Result<Job, StoreError>>;
+
+/// A queue as listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueInfo {
+    /// Its name.
+    pub name: String,
+    /// Paused queues hand out no leases.
+    pub paused: bool,
+    /// Jobs per state (every state present, zeros included).
+    pub counts: BTreeMap<JobState, u64>,
+    /// Age of the oldest available job, if any.
+    pub oldest_available_age_ms: Option<i64>,
+}
+
+/// Remove finished jobs older than their retention.
+#[derive(Debug, Clone)]
+pub struct JobPruneParams {
+    /// Completed jobs finished before this are removed.
+    pub completed_before: Timestamp,
+    /// Cancelled jobs finished before this are removed.
+    pub cancelled_before: Timestamp,
+    /// Dead jobs finished before this are removed.
+    pub dead_before: Timestamp,
+    /// At most this many jobs per call, so the hot path is never stalled for long.
+    pub limit: usize,
+}
+
+/// How many jobs of each worker are running.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerRunning {
+    /// The worker's id.
+    pub worker_id: String,
+    /// Queues it holds running jobs of.
+    pub queues: Vec<String>,
+    /// Jobs it holds.
+    pub running: u64,
+}

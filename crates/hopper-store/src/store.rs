@@ -1,0 +1,115 @@
+//! The [`Store`] trait.
+
+use async_trait::async_trait;
+use hopper_types::{Clock, Job, JobEvent, JobState, Timestamp};
+
+use crate::params::*;
+use crate::{QueueSignals, StoreError};
+
+/// Everything Hopper asks of its storage. Each method is atomic: it happens entirely or, when it
+/// returns an error, not at all. A successful return of a method that changes state means the
+/// change is durable under the store's durability setting.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts jobs atomically, honouring idempotency keys: a key already remembered in the
+    /// namespace yields the existing job (`duplicate`) when queue, kind and args match, and
+    /// fails the whole call with [`StoreError::IdempotencyConflict`] when they do not.
+    async fn job_insert_many(&self, params: JobInsertParams) -> Result<Vec<Inserted>, StoreError>;
+
+    /// One job; [`StoreError::NotFound`] when unknown.
+    async fn job_get(&self, job: &JobRef) -> Result<Job, StoreError>;
+
+    /// Jobs matching the filters, newest first, keyset-paged by id.
+    async fn job_list(&self, params: &JobListParams) -> Result<JobPage, StoreError>;
+
+    /// Every recorded transition of a job, oldest first.
+    async fn job_events(&self, job: &JobRef) -> Result<Vec<JobEvent>, StoreError>;
+
+    /// Leases available jobs; returns them with their lease tokens (possibly none).
+    async fn job_lease_many(&self, params: JobLeaseParams) -> Result<Vec<Job>, StoreError>;
+
+    /// Renews a live lease and records progress.
+    async fn job_heartbeat(&self, params: JobHeartbeatParams) -> Result<Heartbeat, StoreError>;
+
+    /// Applies worker outcomes, each standing alone; the outer error means none was applied.
+    async fn job_ack_many(&self, acks: Vec<JobAck>) -> Result<AckResults, StoreError>;
+
+    /// Cancels a waiting job, or flags a running one.
+    async fn job_cancel(&self, job: &JobRef, actor: &str) -> Result<Job, StoreError>;
+
+    /// Makes a finished job run again from scratch, or a waiting one run now.
+    async fn job_retry(&self, job: &JobRef, actor: &str) -> Result<Job, StoreError>;
+
+    /// Deletes a finished job and its events.
+    async fn job_delete(&self, job: &JobRef) -> Result<(), StoreError>;
+
+    /// Moves `scheduled` and `retryable` jobs whose time has come to `available` (at most
+    /// `limit`); returns how many.
+    async fn job_promote_due(&self, limit: usize) -> Result<u64, StoreError>;
+
+    /// When the next `scheduled` or `retryable` job falls due, if any.
+    async fn job_next_due_at(&self) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Ends running jobs whose lease expired or whose attempt timed out (at most `limit`);
+    /// returns how many.
+    async fn job_rescue_expired(&self, limit: usize) -> Result<u64, StoreError>;
+
+    /// The longest `lease_ms` among running jobs (0 when none): how long a starting server
+    /// waits before it rescues anything.
+    async fn job_max_outstanding_lease_ms(&self) -> Result<i64, StoreError>;
+
+    /// Removes finished jobs past their retention, with their events; returns how many.
+    async fn job_prune_finished(&self, params: JobPruneParams) -> Result<u64, StoreError>;
+
+    /// Forgets idempotency keys created before `before` (at most `limit`); returns how many.
+    async fn idempotency_key_prune(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<u64, StoreError>;
+
+    /// Every queue of the namespace that has jobs or configuration, by name.
+    async fn queue_list(&self, namespace: &str) -> Result<Vec<QueueInfo>, StoreError>;
+
+    /// One queue (queues exist implicitly: an unknown one is empty and not paused).
+    async fn queue_get(&self, namespace: &str, name: &str) -> Result<QueueInfo, StoreError>;
+
+    /// Pauses or resumes a queue; returns it.
+    async fn queue_set_paused(
+        &self,
+        namespace: &str,
+        name: &str,
+        paused: bool,
+    ) -> Result<QueueInfo, StoreError>;
+
+    /// Retries every `dead` job of a queue; returns how many.
+    async fn queue_retry_dead(
+        &self,
+        namespace: &str,
+        name: &str,
+        actor: &str,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes every job of a queue in one finished `state`; returns how many.
+    async fn queue_purge(
+        &self,
+        namespace: &str,
+        name: &str,
+        state: JobState,
+    ) -> Result<u64, StoreError>;
+
+    /// Workers holding running jobs, with how many.
+    async fn worker_running_list(&self, namespace: &str) -> Result<Vec<WorkerRunning>, StoreError>;
+
+    /// Succeeds when storage answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Flushes everything to stable storage and stops accepting changes.
+    async fn close(&self) -> Result<(), StoreError>;
+
+    /// Wake-ups for long-polling workers; fired after commits that make jobs available.
+    fn signals(&self) -> &QueueSignals;
+
+    /// The clock the store stamps every change with.
+    fn clock(&self) -> &dyn Clock;
+}

@@ -1,0 +1,34 @@
+//! Leaf types shared by every Hopper crate: jobs, their states and options, ids, time, and the
+//! job lifecycle (the state machine of the semantics document) as pure functions.
+//!
+//! Nothing here does I/O. Storage backends load a job, apply a [`lifecycle`] function to it and
+//! write it back, so every backend moves jobs between states by the very same code.
+//!
+//! Layout:
+//! - [`time`]: millisecond timestamps and the injectable [`Clock`].
+//! - [`id`]: job ids (UUIDv7) and lease tokens.
+//! - [`state`]: [`JobState`] and what moves jobs in and out of each state.
+//! - [`backoff`]: retry delay policies.
+//! - [`job`]: the stored [`Job`] and its records (errors, attempts, events).
+//! - [`new_job`]: a validated enqueue request ([`NewJob`]) and the limits that govern it.
+//! - [`lifecycle`]: the transitions.
+
+pub mod backoff;
+pub mod id;
+pub mod job;
+pub mod lifecycle;
+pub mod new_job;
+pub mod state;
+pub mod time;
+
+pub use backoff::Backoff;
+pub use id::{JobId, LeaseToken};
+pub use job::{Attempt, AttemptOutcome, ErrorRecord, Job, JobEvent};
+pub use new_job::{
+    EnqueueRequest, EnqueueRequestExt, Limits, NewJob, RunAt, ValidationError, validate_name,
+};
+pub use state::JobState;
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+
+/// The namespace every job belongs to until tenancy arrives.
+pub const DEFAULT_NAMESPACE: &str = "default";
