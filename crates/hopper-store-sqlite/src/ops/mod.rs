@@ -1,0 +1,11 @@
+//! The SQL of each store operation. Write operations take a [`crate::writer::WriteCtx`] and
+//! run inside the writer's batch transaction; read operations take a reader connection.
+//! State changes themselves are computed by `hopper_types::lifecycle`.
+
+pub(crate) mod admin;
+pub(crate) mod insert;
+pub(crate) mod lease;
+pub(crate) mod maintenance;
+pub(crate) mod outcome;
+pub(crate) mod queue;
+pub(crate) mod read;

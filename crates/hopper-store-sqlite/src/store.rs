@@ -1,0 +1,283 @@
+//! [`SqliteStore`]: the [`Store`] implementation.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hopper_store::*;
+use hopper_types::{Clock, Job, JobEvent, JobState, Timestamp};
+use rusqlite::Connection;
+
+use crate::config::{Durability, SqliteConfig};
+use crate::counts::Counts;
+use crate::ops;
+use crate::readers::Readers;
+use crate::rows::sql_error;
+use crate::schema::migrate;
+use crate::writer::{WriteCtx, Writer, WriterParts};
+
+/// The embedded store. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<Readers>,
+    // Maintained by the writer after each commit; read by queue listings.
+    counts: Arc<RwLock<Counts>>,
+    signals: Arc<QueueSignals>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+fn io_error(what: &str, e: std::io::Error) -> StoreError {
+    StoreError::Unavailable(format!("{what}: {e}"))
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database in `config.data_dir`, applies migrations and
+    /// starts the writer.
+    pub fn open(config: SqliteConfig) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| io_error("create data directory", e))?;
+        let path = config.db_path();
+        let mut conn = Connection::open(&path).map_err(sql_error)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(sql_error)?;
+        let sync = match config.durability {
+            Durability::Full => "FULL",
+            Durability::Relaxed => "NORMAL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = {sync};
+             PRAGMA cache_size = -16000;
+             PRAGMA temp_store = MEMORY;
+             PRAGMA foreign_keys = OFF;"
+        ))
+        .map_err(sql_error)?;
+        migrate(&mut conn).map_err(sql_error)?;
+        let counts = Arc::new(RwLock::new(Counts::load(&conn)?));
+        let signals = Arc::new(QueueSignals::new());
+        let mut wal_path = path.clone().into_os_string();
+        wal_path.push("-wal");
+        let writer = Writer::start(
+            conn,
+            WriterParts {
+                clock: config.clock.clone(),
+                durability: config.durability,
+                wal_path: wal_path.into(),
+                counts: counts.clone(),
+                signals: signals.clone(),
+            },
+        )?;
+        Ok(SqliteStore {
+            writer,
+            readers: Readers::new(path),
+            counts,
+            signals,
+            clock: config.clock,
+        })
+    }
+
+    async fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.writer.run(f).await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn job_insert_many(&self, params: JobInsertParams) -> Result<Vec<Inserted>, StoreError> {
+        self.write(move |ctx| ops::insert::insert_many(ctx, params))
+            .await
+    }
+
+    async fn job_get(&self, job: &JobRef) -> Result<Job, StoreError> {
+        let r = job.clone();
+        self.readers.run(move |c| ops::read::get(c, &r)).await
+    }
+
+    async fn job_list(&self, params: &JobListParams) -> Result<JobPage, StoreError> {
+        let p = params.clone();
+        self.readers.run(move |c| ops::read::list(c, &p)).await
+    }
+
+    async fn job_events(&self, job: &JobRef) -> Result<Vec<JobEvent>, StoreError> {
+        let r = job.clone();
+        self.readers.run(move |c| ops::read::events(c, &r)).await
+    }
+
+    async fn job_lease_many(&self, params: JobLeaseParams) -> Result<Vec<Job>, StoreError> {
+        self.write(move |ctx| ops::lease::lease_many(ctx, params))
+            .await
+    }
+
+    async fn job_heartbeat(&self, params: JobHeartbeatParams) -> Result<Heartbeat, StoreError> {
+        self.write(move |ctx| ops::outcome::heartbeat(ctx, params))
+            .await
+    }
+
+    async fn job_ack_many(&self, acks: Vec<JobAck>) -> Result<AckResults, StoreError> {
+        self.write(move |ctx| ops::outcome::ack_many(ctx, acks))
+            .await
+    }
+
+    async fn job_cancel(&self, job: &JobRef, actor: &str) -> Result<Job, StoreError> {
+        let (r, actor) = (job.clone(), actor.to_string());
+        self.write(move |ctx| ops::admin::cancel(ctx, &r, &actor))
+            .await
+    }
+
+    async fn job_retry(&self, job: &JobRef, actor: &str) -> Result<Job, StoreError> {
+        let (r, actor) = (job.clone(), actor.to_string());
+        self.write(move |ctx| ops::admin::retry(ctx, &r, &actor))
+            .await
+    }
+
+    async fn job_delete(&self, job: &JobRef) -> Result<(), StoreError> {
+        let r = job.clone();
+        self.write(move |ctx| ops::admin::delete(ctx, &r)).await
+    }
+
+    async fn job_promote_due(&self, limit: usize) -> Result<u64, StoreError> {
+        self.write(move |ctx| ops::maintenance::promote_due(ctx, limit))
+            .await
+    }
+
+    async fn job_next_due_at(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.readers.run(ops::read::next_due_at).await
+    }
+
+    async fn job_rescue_expired(&self, limit: usize) -> Result<u64, StoreError> {
+        self.write(move |ctx| ops::maintenance::rescue_expired(ctx, limit))
+            .await
+    }
+
+    async fn job_max_outstanding_lease_ms(&self) -> Result<i64, StoreError> {
+        self.readers.run(ops::read::max_outstanding_lease_ms).await
+    }
+
+    async fn job_prune_finished(&self, params: JobPruneParams) -> Result<u64, StoreError> {
+        self.write(move |ctx| ops::maintenance::prune_finished(ctx, &params))
+            .await
+    }
+
+    async fn idempotency_key_prune(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        self.write(move |ctx| ops::maintenance::idempotency_key_prune(ctx, before, limit))
+            .await
+    }
+
+    async fn queue_list(&self, namespace: &str) -> Result<Vec<QueueInfo>, StoreError> {
+        let (ns, counts, now) = (namespace.to_string(), self.counts.clone(), self.clock.now());
+        self.readers
+            .run(move |c| ops::queue::list(c, &counts, &ns, now))
+            .await
+    }
+
+    async fn queue_get(&self, namespace: &str, name: &str) -> Result<QueueInfo, StoreError> {
+        let (ns, name, counts, now) = (
+            namespace.to_string(),
+            name.to_string(),
+            self.counts.clone(),
+            self.clock.now(),
+        );
+        self.readers
+            .run(move |c| ops::queue::get(c, &counts, &ns, &name, now))
+            .await
+    }
+
+    async fn queue_set_paused(
+        &self,
+        namespace: &str,
+        name: &str,
+        paused: bool,
+    ) -> Result<QueueInfo, StoreError> {
+        let (ns, q) = (namespace.to_string(), name.to_string());
+        self.write(move |ctx| ops::queue::set_paused(ctx, &ns, &q, paused))
+            .await?;
+        self.queue_get(namespace, name).await
+    }
+
+    async fn queue_retry_dead(
+        &self,
+        namespace: &str,
+        name: &str,
+        actor: &str,
+    ) -> Result<u64, StoreError> {
+        // In chunks, each its own transaction, so a huge dead-letter queue never stalls others.
+        let mut total = 0;
+        loop {
+            let (ns, q, a) = (namespace.to_string(), name.to_string(), actor.to_string());
+            let n = self
+                .write(move |ctx| ops::queue::retry_dead_chunk(ctx, &ns, &q, &a))
+                .await?;
+            total += n;
+            if (n as usize) < ops::queue::BULK_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn queue_purge(
+        &self,
+        namespace: &str,
+        name: &str,
+        state: JobState,
+    ) -> Result<u64, StoreError> {
+        if !state.is_finished() {
+            return Err(StoreError::InvalidArgument {
+                field: "state".into(),
+                message: "only completed, dead or cancelled jobs can be purged".into(),
+            });
+        }
+        let mut total = 0;
+        loop {
+            let (ns, q) = (namespace.to_string(), name.to_string());
+            let n = self
+                .write(move |ctx| ops::queue::purge_chunk(ctx, &ns, &q, state))
+                .await?;
+            total += n;
+            if (n as usize) < ops::queue::BULK_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn worker_running_list(&self, namespace: &str) -> Result<Vec<WorkerRunning>, StoreError> {
+        let ns = namespace.to_string();
+        self.readers
+            .run(move |c| ops::read::worker_running_list(c, &ns))
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.readers
+            .run(|c| {
+                c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                    .map(|_| ())
+                    .map_err(sql_error)
+            })
+            .await
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.writer.close().await
+    }
+
+    fn signals(&self) -> &QueueSignals {
+        &self.signals
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+}
