@@ -6,8 +6,13 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// A row selected as `body, lease_ms` as a job.
 pub(crate) fn decode_job(row: &Row<'_>) -> rusqlite::Result<Job> {
-    let body: String = row.get(0)?;
-    let lease_ms: i64 = row.get(1)?;
+    decode_job_at(row, 0)
+}
+
+/// A job from the columns `body, lease_ms` starting at column `at`.
+pub(crate) fn decode_job_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Job> {
+    let body: String = row.get(at)?;
+    let lease_ms: i64 = row.get(at + 1)?;
     let mut job: Job = serde_json::from_str(&body).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })?;

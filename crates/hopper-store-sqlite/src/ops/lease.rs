@@ -5,14 +5,16 @@ use hopper_store::{JobLeaseParams, StoreError};
 use hopper_types::{Job, lifecycle};
 use rusqlite::{OptionalExtension, params};
 
-use crate::rows::{load_job, sql_error, update_job};
+use crate::rows::{decode_job_at, sql_error, update_job};
 use crate::writer::WriteCtx;
 
-/// A lease candidate's ordering key and id.
+/// A lease candidate: its ordering key and the job itself (read in the same index walk, so
+/// leasing needs no second lookup per job).
 struct Candidate {
     priority: i64,
     available_at: i64,
     id: String,
+    job: Job,
 }
 
 pub(crate) fn queue_paused(
@@ -47,7 +49,7 @@ pub(crate) fn lease_many(
         let mut stmt = ctx
             .conn
             .prepare_cached(
-                "SELECT priority, available_at, id FROM jobs
+                "SELECT priority, available_at, id, body, lease_ms FROM jobs
                  WHERE namespace = ?1 AND queue = ?2 AND state = 'available'
                  ORDER BY priority DESC, available_at, id LIMIT ?3",
             )
@@ -58,6 +60,7 @@ pub(crate) fn lease_many(
                     priority: r.get(0)?,
                     available_at: r.get(1)?,
                     id: r.get(2)?,
+                    job: decode_job_at(r, 3)?,
                 })
             })
             .map_err(sql_error)?;
@@ -78,12 +81,7 @@ pub(crate) fn lease_many(
     let actor = format!("worker:{}", p.worker_id);
     let mut leased = Vec::with_capacity(candidates.len());
     for c in candidates {
-        let id =
-            c.id.parse()
-                .map_err(|_| StoreError::Internal(format!("bad job id `{}`", c.id)))?;
-        let Some(mut job) = load_job(ctx.conn, &p.namespace, &id)? else {
-            continue;
-        };
+        let mut job = c.job;
         let change = lifecycle::lease(&mut job, ctx.now, &p.worker_id, p.lease_ms)?;
         update_job(ctx.conn, &job)?;
         ctx.record(&job, change, &actor)?;

@@ -73,16 +73,16 @@ pub(crate) fn prune_finished(
         if left == 0 {
             break;
         }
-        let mut stmt = ctx
-            .conn
-            .prepare_cached(
-                "SELECT id, namespace, queue FROM jobs WHERE state = ?1 AND finished_at < ?2
-                 ORDER BY finished_at LIMIT ?3",
-            )
-            .map_err(sql_error)?;
+        // The state is spelled out in the SQL (not bound) so the partial index applies.
+        let sql = format!(
+            "SELECT id, namespace, queue FROM jobs WHERE state = '{}' AND finished_at < ?1
+             ORDER BY finished_at LIMIT ?2",
+            state.as_str()
+        );
+        let mut stmt = ctx.conn.prepare_cached(&sql).map_err(sql_error)?;
         let victims = stmt
             .query_map(
-                params![state.as_str(), before.as_millis(), left as i64],
+                params![before.as_millis(), left as i64],
                 |r| {
                     Ok((
                         r.get::<_, String>(0)?,
