@@ -53,7 +53,8 @@ impl SqliteStore {
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = {sync};
-             PRAGMA cache_size = -16000;
+             PRAGMA cache_size = -65536;
+             PRAGMA wal_autocheckpoint = 10000;
              PRAGMA temp_store = MEMORY;
              PRAGMA foreign_keys = OFF;"
         ))

@@ -209,9 +209,10 @@ pub fn heartbeat(
     {
         return Err(TransitionError::LeaseLost);
     }
-    if job.attempt_deadline().is_some_and(|d| now >= d)
-        || job.lease_expires_at.is_some_and(|e| now >= e)
-    {
+    // An expired lease that the rescuer has not reclaimed yet may still be renewed: a server
+    // that restarts waits a lease period before rescuing precisely so that workers that kept
+    // running through the outage can carry on. Only a timed-out attempt is refused.
+    if job.attempt_deadline().is_some_and(|d| now >= d) {
         return Err(TransitionError::LeaseLost);
     }
     let lease_ms = lease_ms.unwrap_or(job.lease_ms);

@@ -296,13 +296,13 @@ impl EnqueueRequest {
             }
         };
 
-        if let Some(k) = &self.idempotency_key {
-            if k.is_empty() || k.chars().count() > 256 {
-                return Err(ValidationError::invalid(
-                    "idempotency_key",
-                    "idempotency_key must be 1 to 256 characters",
-                ));
-            }
+        if let Some(k) = &self.idempotency_key
+            && (k.is_empty() || k.chars().count() > 256)
+        {
+            return Err(ValidationError::invalid(
+                "idempotency_key",
+                "idempotency_key must be 1 to 256 characters",
+            ));
         }
 
         let tags = self.tags.unwrap_or_default();
@@ -332,13 +332,13 @@ impl EnqueueRequest {
             ));
         }
 
-        if let Some(tp) = &self.traceparent {
-            if !is_traceparent(tp) {
-                return Err(ValidationError::invalid(
-                    "traceparent",
-                    "traceparent must be a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)",
-                ));
-            }
+        if let Some(tp) = &self.traceparent
+            && !is_traceparent(tp)
+        {
+            return Err(ValidationError::invalid(
+                "traceparent",
+                "traceparent must be a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)",
+            ));
         }
 
         Ok(NewJob {
@@ -398,6 +398,21 @@ impl NewJob {
             RunAt::Now => now,
             RunAt::At(t) => t.max(now),
             RunAt::After(ms) => now.plus_ms(ms),
+        }
+    }
+}
+
+/// Validation under the default namespace: a shorthand for tests and tools.
+pub trait EnqueueRequestExt {
+    /// `validate(DEFAULT_NAMESPACE, limits)`, panicking on invalid input (tests only).
+    fn validate_default(self, limits: &Limits) -> NewJob;
+}
+
+impl EnqueueRequestExt for EnqueueRequest {
+    fn validate_default(self, limits: &Limits) -> NewJob {
+        match self.validate(crate::DEFAULT_NAMESPACE, limits) {
+            Ok(j) => j,
+            Err(e) => panic!("invalid test job: {e}"),
         }
     }
 }
@@ -470,20 +485,5 @@ mod tests {
         let e = r.validate("default", &limits).unwrap_err();
         assert!(e.too_large);
         assert_eq!(e.field, "args");
-    }
-}
-
-/// Validation under the default namespace: a shorthand for tests and tools.
-pub trait EnqueueRequestExt {
-    /// `validate(DEFAULT_NAMESPACE, limits)`, panicking on invalid input (tests only).
-    fn validate_default(self, limits: &Limits) -> NewJob;
-}
-
-impl EnqueueRequestExt for EnqueueRequest {
-    fn validate_default(self, limits: &Limits) -> NewJob {
-        match self.validate(crate::DEFAULT_NAMESPACE, limits) {
-            Ok(j) => j,
-            Err(e) => panic!("invalid test job: {e}"),
-        }
     }
 }
