@@ -1,0 +1,79 @@
+//! The server's settings: request limits, retention, idempotency-key lifetime, the bind policy
+//! and the maintenance services' intervals. Every field has a default that matches the
+//! semantics document, so `ServerConfig::default()` is a correct production configuration.
+
+use hopper_types::Limits;
+
+use crate::maintenance::{PromoterConfig, PrunerConfig, RescuerConfig};
+
+const DAY_MS: i64 = 24 * 3_600_000;
+
+/// How long finished jobs are kept, per terminal state, before the pruner removes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// Completed jobs: 1 day by default (they are rarely looked at once done).
+    pub completed_ms: i64,
+    /// Cancelled jobs: 7 days by default (someone may want to see what was cancelled).
+    pub cancelled_ms: i64,
+    /// Dead jobs: 30 days by default (the dead-letter queue is inspected and retried by hand).
+    pub dead_ms: i64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            completed_ms: DAY_MS,
+            cancelled_ms: 7 * DAY_MS,
+            dead_ms: 30 * DAY_MS,
+        }
+    }
+}
+
+/// The maintenance services' settings.
+#[derive(Debug, Clone, Default)]
+pub struct MaintenanceConfig {
+    /// Off only in tests that drive the services by hand through `run_once`.
+    pub disabled: bool,
+    /// Moves due `scheduled` / `retryable` jobs to `available`.
+    pub promoter: PromoterConfig,
+    /// Reclaims expired leases and timed-out attempts.
+    pub rescuer: RescuerConfig,
+    /// Removes finished jobs past retention and expired idempotency keys.
+    pub pruner: PrunerConfig,
+}
+
+/// Everything [`crate::serve`] and [`crate::app`] need besides the store and the socket.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Size and range limits on request bodies and job fields.
+    pub limits: Limits,
+    /// How long finished jobs are kept.
+    pub retention: Retention,
+    /// How long an idempotency key is remembered after its job was created (7 days by default),
+    /// even if the job itself is pruned sooner.
+    pub idempotency_key_ttl_ms: i64,
+    /// Allows binding a non-loopback address without API keys (the `--insecure` flag): without
+    /// it, anyone who can reach the port could enqueue work.
+    pub insecure: bool,
+    /// How long, after shutdown begins, the server keeps accepting connections while `/readyz`
+    /// already answers 503, so a load balancer can take it out of rotation first. 0 by default.
+    pub shutdown_drain_ms: u64,
+    /// A worker is listed by `GET /v1/workers` while it was seen this recently (1 minute).
+    pub worker_seen_window_ms: i64,
+    /// Background services.
+    pub maintenance: MaintenanceConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            limits: Limits::default(),
+            retention: Retention::default(),
+            idempotency_key_ttl_ms: 7 * DAY_MS,
+            insecure: false,
+            shutdown_drain_ms: 0,
+            worker_seen_window_ms: 60_000,
+            maintenance: MaintenanceConfig::default(),
+        }
+    }
+}

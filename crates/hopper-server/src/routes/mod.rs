@@ -1,0 +1,58 @@
+//! The route table of API v1, and the JSON answers for unknown routes and methods.
+//!
+//! Handlers live by concept: [`jobs`] (producers), [`leases`] (the long poll), [`outcomes`]
+//! (what workers report), [`queues`], [`workers`], [`ops`] (health, metrics, OpenAPI).
+
+pub mod jobs;
+pub mod leases;
+pub mod ops;
+pub mod outcomes;
+pub mod queues;
+pub mod workers;
+
+use axum::Router;
+use axum::routing::{delete, get, post};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+
+/// Every route of the server, without middleware or state.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/jobs", post(jobs::enqueue).get(jobs::list_jobs))
+        .route("/v1/jobs/batch", post(jobs::enqueue_batch))
+        .route("/v1/jobs/{id}", get(jobs::get_job).delete(jobs::delete_job))
+        .route("/v1/jobs/{id}/events", get(jobs::job_events))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route("/v1/jobs/{id}/retry", post(jobs::retry_job))
+        .route("/v1/leases", post(leases::lease))
+        .route("/v1/jobs/{id}/heartbeat", post(outcomes::heartbeat))
+        .route("/v1/jobs/{id}/complete", post(outcomes::complete))
+        .route("/v1/jobs/{id}/fail", post(outcomes::fail))
+        .route("/v1/jobs/{id}/release", post(outcomes::release))
+        .route("/v1/jobs/{id}/cancelled", post(outcomes::cancelled))
+        .route("/v1/acks", post(outcomes::acks))
+        .route("/v1/queues", get(queues::list_queues))
+        .route("/v1/queues/{name}/pause", post(queues::pause))
+        .route("/v1/queues/{name}/resume", post(queues::resume))
+        .route("/v1/queues/{name}/retry", post(queues::retry_dead))
+        .route("/v1/queues/{name}/jobs", delete(queues::purge))
+        .route("/v1/workers", get(workers::list_workers))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not accept that method",
+    )
+}

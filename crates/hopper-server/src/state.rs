@@ -1,0 +1,79 @@
+//! [`AppState`]: what every handler shares. Cloning is cheap (one `Arc`).
+
+use std::sync::Arc;
+
+use hopper_store::Store;
+
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
+use crate::workers::WorkerRegistry;
+
+/// The shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    // Limits and policies the handlers enforce.
+    config: ServerConfig,
+    // Where jobs live; the only source of truth.
+    store: Arc<dyn Store>,
+    // Which workers were seen lately: in memory, since it is only a monitoring aid.
+    workers: WorkerRegistry,
+    // Counters and histograms served at /metrics.
+    metrics: Arc<Metrics>,
+    // Fired when the server begins to stop.
+    shutdown: Shutdown,
+}
+
+impl AppState {
+    /// State for a server over `store`, with a fresh shutdown signal.
+    pub fn new(config: ServerConfig, store: Arc<dyn Store>) -> AppState {
+        AppState::with_shutdown(config, store, Shutdown::new())
+    }
+
+    /// State whose shutdown signal is `shutdown` (what [`crate::serve`] uses).
+    pub fn with_shutdown(
+        config: ServerConfig,
+        store: Arc<dyn Store>,
+        shutdown: Shutdown,
+    ) -> AppState {
+        let workers = WorkerRegistry::new(config.worker_seen_window_ms);
+        AppState {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                workers,
+                metrics: Arc::new(Metrics::new()),
+                shutdown,
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The worker registry.
+    pub fn workers(&self) -> &WorkerRegistry {
+        &self.inner.workers
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The shutdown signal.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.inner.shutdown
+    }
+}

@@ -1,0 +1,201 @@
+//! The registry of workers seen lately, for `GET /v1/workers`.
+//!
+//! Kept in memory only: it is a monitoring aid, and a restarted server relearns every live
+//! worker within one heartbeat or lease. Heartbeats and acks carry no worker id on the wire, so
+//! the registry remembers which worker holds each lease it handed out and credits the worker
+//! when the lease is heartbeated or acked. Entries are dropped once their worker has not been
+//! seen for the window (or their lease ran out), so memory stays bounded by live activity.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use hopper_types::{Job, JobId, Timestamp};
+
+/// A worker as listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenWorker {
+    /// Its `worker_id`.
+    pub id: String,
+    /// The queues of its latest lease request.
+    pub queues: Vec<String>,
+    /// When it last leased, heartbeated or acked.
+    pub last_seen_at: Timestamp,
+}
+
+/// Which workers were seen when, and who holds the leases handed out.
+#[derive(Debug)]
+pub struct WorkerRegistry {
+    window_ms: i64,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    workers: HashMap<String, Seen>,
+    leases: HashMap<JobId, Holder>,
+    last_prune: Timestamp,
+}
+
+#[derive(Debug)]
+struct Seen {
+    queues: BTreeSet<String>,
+    last_seen: Timestamp,
+}
+
+#[derive(Debug)]
+struct Holder {
+    worker_id: String,
+    // After this (plus the window) the entry can only be stale: the lease is over.
+    expires_at: Timestamp,
+}
+
+/// How often, at most, stale entries are swept.
+const PRUNE_EVERY_MS: i64 = 1_000;
+
+impl WorkerRegistry {
+    /// A registry listing workers seen within `window_ms`.
+    pub fn new(window_ms: i64) -> WorkerRegistry {
+        WorkerRegistry {
+            window_ms,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // The data stays consistent even if a holder panicked: every update is one insert.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A lease request from `worker_id` for `queues` at `now`, which got `jobs`.
+    pub fn leased(&self, worker_id: &str, queues: &[String], jobs: &[Job], now: Timestamp) {
+        let mut inner = self.lock();
+        inner.prune(now, self.window_ms);
+        inner.workers.insert(
+            worker_id.to_string(),
+            Seen {
+                queues: queues.iter().cloned().collect(),
+                last_seen: now,
+            },
+        );
+        for j in jobs {
+            inner.leases.insert(
+                j.id,
+                Holder {
+                    worker_id: worker_id.to_string(),
+                    expires_at: j.lease_expires_at.unwrap_or(now),
+                },
+            );
+        }
+    }
+
+    /// A heartbeat of `job` that extended its lease to `expires_at`.
+    pub fn heartbeat(&self, job: JobId, expires_at: Timestamp, now: Timestamp) {
+        let mut inner = self.lock();
+        let worker = match inner.leases.get_mut(&job) {
+            Some(h) => {
+                h.expires_at = expires_at;
+                h.worker_id.clone()
+            }
+            None => return,
+        };
+        inner.touch(&worker, now);
+    }
+
+    /// An outcome for `job` was applied; the job as the store returned it names the worker.
+    pub fn acked(&self, job: &Job, now: Timestamp) {
+        let mut inner = self.lock();
+        let holder = inner.leases.remove(&job.id).map(|h| h.worker_id);
+        if let Some(w) = holder.or_else(|| job.worker_id.clone()) {
+            inner.touch(&w, now);
+        }
+    }
+
+    /// Workers seen within the window, by id.
+    pub fn recent(&self, now: Timestamp) -> Vec<SeenWorker> {
+        let mut inner = self.lock();
+        inner.prune(now, self.window_ms);
+        let mut out: Vec<SeenWorker> = inner
+            .workers
+            .iter()
+            .filter(|(_, s)| now.millis_since(s.last_seen) <= self.window_ms)
+            .map(|(id, s)| SeenWorker {
+                id: id.clone(),
+                queues: s.queues.iter().cloned().collect(),
+                last_seen_at: s.last_seen,
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+}
+
+impl Inner {
+    fn touch(&mut self, worker_id: &str, now: Timestamp) {
+        match self.workers.get_mut(worker_id) {
+            Some(s) => s.last_seen = s.last_seen.max(now),
+            None => {
+                // Known from a lease made before the worker's entry was swept, or from the
+                // store after a restart: list it, its queues are learnt at its next lease.
+                self.workers.insert(
+                    worker_id.to_string(),
+                    Seen {
+                        queues: BTreeSet::new(),
+                        last_seen: now,
+                    },
+                );
+            }
+        }
+    }
+
+    fn prune(&mut self, now: Timestamp, window_ms: i64) {
+        if now.millis_since(self.last_prune) < PRUNE_EVERY_MS {
+            return;
+        }
+        self.last_prune = now;
+        self.workers
+            .retain(|_, s| now.millis_since(s.last_seen) <= window_ms);
+        self.leases
+            .retain(|_, h| now.millis_since(h.expires_at) <= window_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: JobId, expires: Timestamp) -> Job {
+        let r: hopper_types::EnqueueRequest = serde_json::from_str(r#"{"kind":"k"}"#).unwrap();
+        let new = hopper_types::EnqueueRequestExt::validate_default(r, &Default::default());
+        let (mut j, _) = hopper_types::lifecycle::insert(new, Timestamp(0));
+        j.id = id;
+        j.lease_expires_at = Some(expires);
+        j
+    }
+
+    #[test]
+    fn heartbeats_and_acks_credit_the_lease_holder() {
+        let r = WorkerRegistry::new(60_000);
+        let id = JobId::new();
+        let j = job(id, Timestamp(30_000));
+        r.leased("w1", &["q".into()], std::slice::from_ref(&j), Timestamp(0));
+        r.heartbeat(id, Timestamp(90_000), Timestamp(50_000));
+        assert_eq!(
+            r.recent(Timestamp(50_000))[0].last_seen_at,
+            Timestamp(50_000)
+        );
+        r.acked(&j, Timestamp(100_000));
+        let seen = r.recent(Timestamp(100_000));
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].id, "w1");
+        assert_eq!(seen[0].queues, vec!["q".to_string()]);
+        assert_eq!(seen[0].last_seen_at, Timestamp(100_000));
+    }
+
+    #[test]
+    fn workers_fall_out_after_the_window() {
+        let r = WorkerRegistry::new(60_000);
+        r.leased("w1", &["q".into()], &[], Timestamp(0));
+        assert_eq!(r.recent(Timestamp(60_000)).len(), 1);
+        assert!(r.recent(Timestamp(60_001)).is_empty());
+    }
+}

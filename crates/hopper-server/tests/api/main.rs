@@ -1,0 +1,13 @@
+//! End-to-end tests of the HTTP API: a real server on a loopback socket over a real SQLite
+//! store, exercised over HTTP. One test binary (one link) with a module per area.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod errors;
+mod jobs;
+mod leases;
+mod maintenance;
+mod ops;
+mod queues;
+mod shutdown;
