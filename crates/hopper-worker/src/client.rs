@@ -1,0 +1,469 @@
+//! [`Client`]: every call of the v1 HTTP API as an async method, for producers, operators and workers.
+//!
+//! The client is cheap to clone (clones share one connection pool) and holds no state besides
+//! the pool, so one client can serve a whole process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hopper_types::{EnqueueRequest, Job, JobId, JobState};
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Method, RequestBuilder, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::{ApiError, Error, ErrorCode};
+use crate::retry::RetryPolicy;
+use crate::wire::*;
+
+/// The server's address when none is given.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:7480";
+
+/// Longest wait for any answer but a long poll's. Generous: a server under a write burst may
+/// take seconds, and a caller that wants less wraps the call in its own timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A long poll may legitimately take `wait_ms`; this much more means the server is gone.
+const LONG_POLL_SLACK: Duration = Duration::from_secs(30);
+
+/// A connection to one Hopper server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// Shared connection pool (reqwest's client is itself a handle).
+    http: reqwest::Client,
+    /// The server's base URL, every path is appended to it.
+    base: Arc<Url>,
+    /// How enqueues are retried; they are safe to retry because each carries a key.
+    enqueue_retry: RetryPolicy,
+}
+
+impl Client {
+    /// A client for the server at `base_url` (e.g. `http://127.0.0.1:7480`).
+    pub fn new(base_url: impl AsRef<str>) -> Result<Client, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .tcp_nodelay(true)
+            .user_agent(concat!("hopper-worker/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(Error::Transport)?;
+        Client::with_http(http, base_url)
+    }
+
+    /// A client that sends through `http` (to share a pool, or set TLS and proxy options).
+    pub fn with_http(http: reqwest::Client, base_url: impl AsRef<str>) -> Result<Client, Error> {
+        let raw = base_url.as_ref();
+        let invalid = |reason: &str| Error::InvalidUrl {
+            url: raw.to_string(),
+            reason: reason.to_string(),
+        };
+        let base = Url::parse(raw).map_err(|e| invalid(&e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(invalid("the scheme must be http or https"));
+        }
+        if base.cannot_be_a_base() || base.host().is_none() {
+            return Err(invalid("the URL needs a host"));
+        }
+        Ok(Client {
+            http,
+            base: Arc::new(base),
+            enqueue_retry: RetryPolicy::default(),
+        })
+    }
+
+    /// Replaces how enqueues are retried on transport errors and 503s.
+    pub fn with_enqueue_retry(mut self, policy: RetryPolicy) -> Client {
+        self.enqueue_retry = policy;
+        self
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    // ---- producers -------------------------------------------------------------------------
+
+    /// `POST /v1/jobs`: enqueues one job and returns it (`duplicate: Some(true)` when its
+    /// idempotency key matched an existing job).
+    ///
+    /// A job without an `idempotency_key` gets a fresh random one, which makes retrying safe:
+    /// transport errors and `503 unavailable` are retried per the client's [`RetryPolicy`].
+    pub async fn enqueue(&self, mut req: EnqueueRequest) -> Result<Job, Error> {
+        if req.idempotency_key.is_none() {
+            req.idempotency_key = Some(Uuid::new_v4().to_string());
+        }
+        let body = encode(&req)?;
+        let url = self.url(&["v1", "jobs"]);
+        self.enqueue_retry
+            .run("enqueue", || {
+                self.call(self.request(Method::POST, url.clone()).body(body.clone()))
+            })
+            .await
+    }
+
+    /// `POST /v1/jobs/batch`: enqueues 1..1000 jobs atomically, answered in request order.
+    /// Jobs without a key get one each, so the whole batch is retried safely like
+    /// [`Client::enqueue`].
+    pub async fn enqueue_batch(&self, mut jobs: Vec<EnqueueRequest>) -> Result<Vec<Job>, Error> {
+        for j in &mut jobs {
+            if j.idempotency_key.is_none() {
+                j.idempotency_key = Some(Uuid::new_v4().to_string());
+            }
+        }
+        #[derive(Serialize)]
+        struct Batch<'a> {
+            jobs: &'a [EnqueueRequest],
+        }
+        let body = encode(&Batch { jobs: &jobs })?;
+        let url = self.url(&["v1", "jobs", "batch"]);
+        let answer: JobsBody = self
+            .enqueue_retry
+            .run("batch enqueue", || {
+                self.call(self.request(Method::POST, url.clone()).body(body.clone()))
+            })
+            .await?;
+        Ok(answer.jobs)
+    }
+
+    /// `GET /v1/jobs/{id}`.
+    pub async fn get(&self, id: JobId) -> Result<Job, Error> {
+        let url = self.url(&["v1", "jobs", &id.to_string()]);
+        self.call(self.http.get(url)).await
+    }
+
+    /// `GET /v1/jobs`: one page of jobs matching `filter`, newest first.
+    pub async fn list(&self, filter: &ListJobs) -> Result<JobPage, Error> {
+        let url = self.url(&["v1", "jobs"]);
+        self.call(self.http.get(url).query(&filter.query_pairs()))
+            .await
+    }
+
+    /// `POST /v1/jobs/{id}/cancel`: a waiting job ends `cancelled`, a running one is flagged.
+    pub async fn cancel(&self, id: JobId) -> Result<Job, Error> {
+        self.post_empty(&["v1", "jobs", &id.to_string(), "cancel"])
+            .await
+    }
+
+    /// `POST /v1/jobs/{id}/retry`: a finished job runs again from scratch, a waiting one now.
+    pub async fn retry(&self, id: JobId) -> Result<Job, Error> {
+        self.post_empty(&["v1", "jobs", &id.to_string(), "retry"])
+            .await
+    }
+
+    /// `DELETE /v1/jobs/{id}`: removes a finished job.
+    pub async fn delete(&self, id: JobId) -> Result<(), Error> {
+        let url = self.url(&["v1", "jobs", &id.to_string()]);
+        self.call_no_body(self.http.delete(url)).await
+    }
+
+    // ---- queues and workers ----------------------------------------------------------------
+
+    /// `GET /v1/queues`: every queue with jobs or configuration.
+    pub async fn queues(&self) -> Result<Vec<QueueInfo>, Error> {
+        let answer: QueuesBody = self
+            .call(self.http.get(self.url(&["v1", "queues"])))
+            .await?;
+        Ok(answer.queues)
+    }
+
+    /// `POST /v1/queues/{name}/pause`: no new leases from the queue.
+    pub async fn pause_queue(&self, name: &str) -> Result<QueueInfo, Error> {
+        self.post_empty(&["v1", "queues", name, "pause"]).await
+    }
+
+    /// `POST /v1/queues/{name}/resume`.
+    pub async fn resume_queue(&self, name: &str) -> Result<QueueInfo, Error> {
+        self.post_empty(&["v1", "queues", name, "resume"]).await
+    }
+
+    /// `POST /v1/queues/{name}/retry`: retries every dead job of the queue; returns how many.
+    pub async fn retry_queue(&self, name: &str) -> Result<u64, Error> {
+        let answer: CountBody = self.post_empty(&["v1", "queues", name, "retry"]).await?;
+        Ok(answer.count)
+    }
+
+    /// `DELETE /v1/queues/{name}/jobs?state=S`: deletes the queue's jobs in one finished state;
+    /// returns how many.
+    pub async fn purge_queue(&self, name: &str, state: JobState) -> Result<u64, Error> {
+        let url = self.url(&["v1", "queues", name, "jobs"]);
+        let answer: CountBody = self
+            .call(self.http.delete(url).query(&[("state", state.as_str())]))
+            .await?;
+        Ok(answer.count)
+    }
+
+    /// `GET /v1/workers`: workers seen in the last minute.
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>, Error> {
+        let answer: WorkersBody = self
+            .call(self.http.get(self.url(&["v1", "workers"])))
+            .await?;
+        Ok(answer.workers)
+    }
+
+    // ---- workers ---------------------------------------------------------------------------
+
+    /// `POST /v1/leases`: leases up to `max_jobs` jobs, waiting up to `wait_ms` for the first.
+    /// Each job carries its `lease_token`, `lease_seq` and `lease_expires_at`.
+    pub async fn lease(&self, req: &LeaseRequest) -> Result<Vec<Job>, Error> {
+        let body = encode(req)?;
+        let timeout = Duration::from_millis(req.wait_ms) + LONG_POLL_SLACK;
+        let answer: JobsBody = self
+            .call(
+                self.request(Method::POST, self.url(&["v1", "leases"]))
+                    .timeout(timeout)
+                    .body(body),
+            )
+            .await?;
+        Ok(answer.jobs)
+    }
+
+    /// `POST /v1/jobs/{id}/heartbeat`: extends the lease (by `lease_ms`, or the lease's own
+    /// length) and records `progress`; the answer says whether a cancel was requested.
+    pub async fn heartbeat(
+        &self,
+        id: JobId,
+        lease_token: &str,
+        lease_ms: Option<u64>,
+        progress: Option<&serde_json::Value>,
+    ) -> Result<HeartbeatAnswer, Error> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            lease_token: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            lease_ms: Option<u64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            progress: Option<&'a serde_json::Value>,
+        }
+        self.post_json(
+            &["v1", "jobs", &id.to_string(), "heartbeat"],
+            &Body {
+                lease_token,
+                lease_ms,
+                progress,
+            },
+        )
+        .await
+    }
+
+    /// `POST /v1/jobs/{id}/complete`.
+    pub async fn complete(
+        &self,
+        id: JobId,
+        lease_token: &str,
+        result: &serde_json::Value,
+    ) -> Result<Job, Error> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            lease_token: &'a str,
+            result: &'a serde_json::Value,
+        }
+        self.post_json(
+            &["v1", "jobs", &id.to_string(), "complete"],
+            &Body {
+                lease_token,
+                result,
+            },
+        )
+        .await
+    }
+
+    /// `POST /v1/jobs/{id}/fail`: a failed attempt; `retry_in_ms` overrides the backoff.
+    pub async fn fail(
+        &self,
+        id: JobId,
+        lease_token: &str,
+        error: &FailureReport,
+        retry_in_ms: Option<u64>,
+    ) -> Result<Job, Error> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            lease_token: &'a str,
+            error: &'a FailureReport,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            retry_in_ms: Option<u64>,
+        }
+        self.post_json(
+            &["v1", "jobs", &id.to_string(), "fail"],
+            &Body {
+                lease_token,
+                error,
+                retry_in_ms,
+            },
+        )
+        .await
+    }
+
+    /// `POST /v1/jobs/{id}/release`: hands the job back without counting the attempt.
+    pub async fn release(&self, id: JobId, lease_token: &str) -> Result<Job, Error> {
+        self.post_json(
+            &["v1", "jobs", &id.to_string(), "release"],
+            &TokenBody { lease_token },
+        )
+        .await
+    }
+
+    /// `POST /v1/jobs/{id}/cancelled`: the worker honoured a cancel.
+    pub async fn cancelled(&self, id: JobId, lease_token: &str) -> Result<Job, Error> {
+        self.post_json(
+            &["v1", "jobs", &id.to_string(), "cancelled"],
+            &TokenBody { lease_token },
+        )
+        .await
+    }
+
+    /// `POST /v1/acks`: many outcomes in one call, each standing alone; results in order.
+    pub async fn acks(&self, acks: &[Ack]) -> Result<Vec<AckResult>, Error> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            acks: &'a [Ack],
+        }
+        let answer: AckResultsBody = self.post_json(&["v1", "acks"], &Body { acks }).await?;
+        Ok(answer.results)
+    }
+
+    // ---- plumbing --------------------------------------------------------------------------
+
+    /// The base URL with `segments` appended, each percent-encoded as needed.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = (*self.base).clone();
+        // `new` refused cannot-be-a-base URLs, the only case where this is an error.
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        self.http
+            .request(method, url)
+            .header(CONTENT_TYPE, "application/json")
+    }
+
+    async fn post_json<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: &impl Serialize,
+    ) -> Result<T, Error> {
+        let body = encode(body)?;
+        self.call(self.request(Method::POST, self.url(segments)).body(body))
+            .await
+    }
+
+    /// A POST whose body is optional; the API accepts it empty.
+    async fn post_empty<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, Error> {
+        self.call(self.http.post(self.url(segments))).await
+    }
+
+    /// Sends `req` and decodes a success body as `T`, or an error body as [`ApiError`].
+    async fn call<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T, Error> {
+        let (status, bytes) = send(req).await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
+            status,
+            message: format!("cannot read the answer: {e}"),
+        })
+    }
+
+    /// Sends `req` and expects a success with no body worth reading (204).
+    async fn call_no_body(&self, req: RequestBuilder) -> Result<(), Error> {
+        send(req).await.map(|_| ())
+    }
+}
+
+#[derive(Serialize)]
+struct TokenBody<'a> {
+    lease_token: &'a str,
+}
+
+fn encode(body: &impl Serialize) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(body).map_err(Error::Encode)
+}
+
+/// Sends a request; returns the status and body of a 2xx, or the API error of anything else.
+async fn send(req: RequestBuilder) -> Result<(u16, Vec<u8>), Error> {
+    let resp = req.send().await.map_err(Error::Transport)?;
+    let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let bytes = resp.bytes().await.map_err(Error::Transport)?;
+    if status.is_success() {
+        return Ok((status.as_u16(), bytes.to_vec()));
+    }
+    Err(api_error(status.as_u16(), &bytes, retry_after))
+}
+
+/// Reads an error answer; an unreadable one still yields an [`ApiError`] so callers can match
+/// on the status (a proxy's 502 page, say).
+fn api_error(status: u16, body: &[u8], retry_after: Option<Duration>) -> Error {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) => Error::Api(ApiError {
+            status,
+            code: ErrorCode::parse(&b.error.code),
+            message: b.error.message,
+            field: b.error.field,
+            retry_after,
+        }),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let code = match status {
+                503 => ErrorCode::Unavailable,
+                429 => ErrorCode::RateLimited,
+                404 => ErrorCode::NotFound,
+                _ => ErrorCode::Other(format!("http_{status}")),
+            };
+            Error::Api(ApiError {
+                status,
+                code,
+                message: text.chars().take(512).collect(),
+                field: None,
+                retry_after,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_append_and_encode_segments() {
+        let c = Client::new("http://127.0.0.1:7480").unwrap();
+        assert_eq!(
+            c.url(&["v1", "queues", "a b/c", "pause"]).as_str(),
+            "http://127.0.0.1:7480/v1/queues/a%20b%2Fc/pause"
+        );
+        let c = Client::new("http://example.test/hopper/").unwrap();
+        assert_eq!(
+            c.url(&["v1", "jobs"]).as_str(),
+            "http://example.test/hopper/v1/jobs"
+        );
+    }
+
+    #[test]
+    fn bad_urls_are_refused() {
+        for u in ["127.0.0.1:7480", "ftp://x", "not a url", "mailto:a@b"] {
+            assert!(
+                matches!(Client::new(u), Err(Error::InvalidUrl { .. })),
+                "{u}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_bodies_are_read_and_odd_ones_kept() {
+        let e = api_error(
+            409,
+            br#"{"error":{"code":"lease_lost","message":"gone"}}"#,
+            None,
+        );
+        assert!(e.is_lease_lost());
+        let e = api_error(503, b"<html>bad gateway</html>", None);
+        assert_eq!(e.code(), Some(&ErrorCode::Unavailable));
+        assert!(e.is_retryable());
+    }
+}

@@ -1,0 +1,269 @@
+//! One leased job from start to report: wait for a run slot, run the handler while
+//! heartbeating, enforce the timeout and cancellation, and turn how it ended into the outcome
+//! the server gets.
+//!
+//! The handler runs inside this task (not a task of its own), so stopping it is dropping its
+//! future: whatever it holds is dropped with it (a child process guard, a connection), and no
+//! detached work outlives the attempt. A panic is caught and reported as a retryable failure.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use hopper_types::Job;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use crate::acker::Acker;
+use crate::context::CancelReason;
+use crate::outcome::{KIND_PANIC, KIND_TIMEOUT, KIND_UNKNOWN_KIND};
+use crate::stats::WorkerStats;
+use crate::wire::{Ack, AckOutcome, HeartbeatAnswer};
+use crate::worker::{Handlers, WorkerConfig};
+use crate::{Client, Error, JobContext, Outcome};
+
+/// A heartbeat that failed for a reason other than a lost lease is tried again this soon, so
+/// a short blip does not let the lease run out.
+const HEARTBEAT_RETRY: Duration = Duration::from_secs(1);
+
+/// What the runner does with a job once its handler stopped.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Verdict {
+    /// Report this outcome.
+    Report(Outcome),
+    /// Hand the job back uncounted (shutdown).
+    Release,
+    /// Report nothing: the lease is gone, another worker may hold the job now.
+    Lost,
+}
+
+/// Everything a job task needs; one per worker, shared.
+pub(crate) struct Runner {
+    pub client: Client,
+    pub config: Arc<WorkerConfig>,
+    pub handlers: Arc<Handlers>,
+    pub acker: Acker,
+    pub stats: Arc<WorkerStats>,
+    /// `concurrency` permits: one per running handler.
+    pub running: Arc<Semaphore>,
+    /// Shutdown began: jobs that have not started are released.
+    pub stop: CancellationToken,
+    /// The grace period is over: running handlers are cancelled and released.
+    pub force: CancellationToken,
+    /// Leased jobs waiting for a run slot; the lease loop batches while there are some.
+    pub waiting: AtomicUsize,
+    /// Fired when a job starts or finishes, so the lease loop can look at the slots again.
+    pub progress: Notify,
+}
+
+impl Runner {
+    /// Runs one leased job to its report. The caller counted it in `waiting`.
+    pub(crate) async fn run(&self, mut job: Job) {
+        let received = Instant::now();
+        let Some(token) = job.lease_token.take() else {
+            tracing::error!(job = %job.id, "leased job without a lease token; skipping it");
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return;
+        };
+        let token = token.0;
+        let id = job.id;
+
+        let permit = tokio::select! {
+            biased;
+            _ = self.stop.cancelled() => None,
+            p = self.running.clone().acquire_owned() => p.ok(),
+        };
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        self.progress.notify_waiters();
+        let Some(permit) = permit else {
+            self.report(id, token, Verdict::Release).await;
+            return;
+        };
+
+        let timeout = Duration::from_millis(u64::try_from(job.timeout_ms).unwrap_or(0));
+        let deadline = received + timeout;
+        let ctx = JobContext::new(
+            job,
+            token.clone(),
+            self.client.clone(),
+            self.config.lease_ms,
+            deadline,
+        );
+        self.stats.record_started();
+        let verdict = self.supervise(&ctx).await;
+        drop(permit);
+        self.report(id, token, verdict).await;
+    }
+
+    /// Runs the handler until it ends or must be stopped; returns what to report.
+    async fn supervise(&self, ctx: &JobContext) -> Verdict {
+        let handler: BoxFuture<'static, Outcome> = match self.handlers.get(ctx.kind()) {
+            Some(h) => h.call(ctx.clone()),
+            None => {
+                return Verdict::Report(Outcome::Fail {
+                    message: format!("no handler for job kind `{}` in this worker", ctx.kind()),
+                    kind: KIND_UNKNOWN_KIND.to_string(),
+                });
+            }
+        };
+        let handler = AssertUnwindSafe(handler).catch_unwind();
+        tokio::pin!(handler);
+
+        let interval = Duration::from_millis(ctx.lease_ms() / 3).max(Duration::from_millis(50));
+        let mut next_heartbeat = Instant::now() + interval;
+        let mut heartbeat: Option<BoxFuture<'static, Result<HeartbeatAnswer, Error>>> = None;
+        // Set once a cancel was requested: the handler has until then to stop by itself.
+        let mut cancel_deadline: Option<Instant> = None;
+        let token = ctx.cancellation_token();
+
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut handler => {
+                    let outcome = r.unwrap_or_else(|panic| Outcome::Fail {
+                        message: format!("the handler panicked: {}", panic_message(&*panic)),
+                        kind: KIND_PANIC.to_string(),
+                    });
+                    return verdict_after(ctx.cancel_reason(), outcome);
+                }
+                _ = self.force.cancelled() => {
+                    ctx.cancel(CancelReason::Shutdown);
+                    return Verdict::Release;
+                }
+                _ = sleep_until(ctx.deadline()) => {
+                    ctx.cancel(CancelReason::Timeout);
+                    return Verdict::Report(Outcome::Fail {
+                        message: format!("the attempt ran past its timeout of {} ms", ctx.job().timeout_ms),
+                        kind: KIND_TIMEOUT.to_string(),
+                    });
+                }
+                _ = token.cancelled(), if cancel_deadline.is_none() => {
+                    match ctx.cancel_reason() {
+                        Some(CancelReason::LeaseLost) => {
+                            tracing::warn!(job = %ctx.id(), "lease lost while running; stopping the handler");
+                            return Verdict::Lost;
+                        }
+                        _ => cancel_deadline = Some(Instant::now() + self.config.cancel_grace),
+                    }
+                }
+                _ = sleep_until(cancel_deadline.unwrap_or_else(Instant::now)), if cancel_deadline.is_some() => {
+                    tracing::info!(job = %ctx.id(), "the handler did not stop after the cancel; dropping it");
+                    return Verdict::Report(Outcome::Cancelled);
+                }
+                r = async { heartbeat.as_mut().expect("guarded by is_some").await }, if heartbeat.is_some() => {
+                    heartbeat = None;
+                    next_heartbeat = Instant::now() + interval;
+                    match r {
+                        Ok(a) if a.cancel_requested => ctx.cancel(CancelReason::CancelRequested),
+                        Ok(_) => {}
+                        Err(e) if e.is_lease_lost() => ctx.cancel(CancelReason::LeaseLost),
+                        Err(e) => {
+                            tracing::warn!(job = %ctx.id(), error = %e, "heartbeat failed");
+                            next_heartbeat = Instant::now() + HEARTBEAT_RETRY.min(interval);
+                        }
+                    }
+                }
+                _ = sleep_until(next_heartbeat), if heartbeat.is_none() => {
+                    let client = ctx.client().clone();
+                    let (id, token, lease_ms) = (ctx.id(), ctx.lease_token().to_string(), ctx.lease_ms());
+                    heartbeat = Some(Box::pin(async move {
+                        client.heartbeat(id, &token, Some(lease_ms), None).await
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Queues the verdict for the flusher.
+    async fn report(&self, id: hopper_types::JobId, lease_token: String, verdict: Verdict) {
+        let outcome = match verdict {
+            Verdict::Lost => {
+                self.stats.record_undelivered(1);
+                return;
+            }
+            Verdict::Release => AckOutcome::Released,
+            Verdict::Report(o) => o.into_report(),
+        };
+        self.acker
+            .push(Ack {
+                id,
+                lease_token,
+                outcome,
+            })
+            .await;
+    }
+}
+
+/// What to report for the handler's own outcome, given why (if at all) it was asked to stop.
+/// After a cancel request anything but a completion is reported as `cancelled`: the server
+/// would end the job `cancelled` anyway, and saying so keeps the attempt's record honest.
+pub(crate) fn verdict_after(reason: Option<CancelReason>, outcome: Outcome) -> Verdict {
+    match (reason, outcome) {
+        (Some(CancelReason::LeaseLost), _) => Verdict::Lost,
+        (Some(CancelReason::CancelRequested), o @ Outcome::Complete(_)) => Verdict::Report(o),
+        (Some(CancelReason::CancelRequested), _) => Verdict::Report(Outcome::Cancelled),
+        (Some(CancelReason::Shutdown), Outcome::Complete(v)) => {
+            Verdict::Report(Outcome::Complete(v))
+        }
+        (Some(CancelReason::Shutdown), _) => Verdict::Release,
+        (_, o) => Verdict::Report(o),
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn verdicts_follow_the_cancel_reason() {
+        let done = Outcome::Complete(json!(1));
+        let failed = Outcome::fail("boom");
+        assert_eq!(
+            verdict_after(None, failed.clone()),
+            Verdict::Report(failed.clone())
+        );
+        assert_eq!(
+            verdict_after(Some(CancelReason::CancelRequested), failed.clone()),
+            Verdict::Report(Outcome::Cancelled)
+        );
+        assert_eq!(
+            verdict_after(Some(CancelReason::CancelRequested), done.clone()),
+            Verdict::Report(done.clone())
+        );
+        assert_eq!(
+            verdict_after(Some(CancelReason::LeaseLost), done.clone()),
+            Verdict::Lost
+        );
+        assert_eq!(
+            verdict_after(Some(CancelReason::Shutdown), failed),
+            Verdict::Release
+        );
+    }
+
+    #[test]
+    fn panic_messages_are_read() {
+        let p: Box<dyn Any + Send> = Box::new("oops");
+        assert_eq!(panic_message(&*p), "oops");
+        let p: Box<dyn Any + Send> = Box::new(String::from("owned"));
+        assert_eq!(panic_message(&*p), "owned");
+        let p: Box<dyn Any + Send> = Box::new(3);
+        assert_eq!(panic_message(&*p), "(no message)");
+    }
+}

@@ -1,0 +1,90 @@
+//! The Rust SDK of Hopper: a [`Client`] for every call of the HTTP API (v1 API), and a
+//! [`Worker`] runtime that leases jobs, runs typed handlers, heartbeats, enforces timeouts and
+//! cancellation, batches outcomes, and shuts down gracefully.
+//!
+//! # Producing
+//!
+//! ```no_run
+//! # async fn produce() -> Result<(), hopper_worker::Error> {
+//! use hopper_worker::{Client, EnqueueRequest};
+//!
+//! let client = Client::new("http://127.0.0.1:7480")?;
+//! let req = EnqueueRequest::new("send_email", &serde_json::json!({"to": "ada@example.com"}))
+//!     .map_err(hopper_worker::Error::Encode)?;
+//! let job = client.enqueue(req).await?; // idempotency key set, retried on 503
+//! println!("enqueued {}", job.id);
+//! # Ok(()) }
+//! ```
+//!
+//! # Working
+//!
+//! ```no_run
+//! use hopper_worker::{Client, JobContext, Outcome, Worker};
+//! use serde::Deserialize;
+//!
+//! #[derive(Deserialize)]
+//! struct SendEmail {
+//!     to: String,
+//! }
+//!
+//! async fn send_email(ctx: JobContext, args: SendEmail) -> anyhow::Result<Outcome> {
+//!     if !args.to.contains('@') {
+//!         // No retry will fix this address.
+//!         return Ok(Outcome::fail_permanently(format!("bad address {}", args.to)));
+//!     }
+//!     tracing::info!(job = %ctx.id(), attempt = ctx.attempt(), "sending to {}", args.to);
+//!     Ok(Outcome::complete_with(&serde_json::json!({"sent_to": args.to})))
+//! }
+//!
+//! # async fn work() -> anyhow::Result<()> {
+//! let worker = Worker::builder(Client::new("http://127.0.0.1:7480")?)
+//!     .queues(["default"])
+//!     .concurrency(10)
+//!     .register("send_email", send_email)
+//!     .build()?;
+//! worker.run().await?; // until SIGTERM or SIGINT, then a graceful shutdown
+//! # Ok(()) }
+//! ```
+//!
+//! A handler's `Err` is a retryable failure; args that do not decode into its type fail the
+//! job permanently; a handler that runs past the job's `timeout_ms` is stopped and its
+//! attempt fails with kind `timeout`; a cancel requested through the API fires
+//! [`JobContext::cancelled`] and the job is reported `cancelled`.
+//!
+//! # Layout
+//!
+//! - [`client`]: the HTTP client; [`wire`]: request and answer bodies; [`error`]: errors;
+//!   [`retry`]: retry policy of idempotent calls.
+//! - [`worker`]: builder and runtime; `leaser` (lease loop), `job_runner` (one job's run),
+//!   `acker` (batched outcomes) are its parts.
+//! - [`handler`], [`outcome`], [`context`]: what handler authors use.
+//! - [`stats`]: live counters; [`shutdown`]: the SIGTERM/SIGINT future.
+
+mod acker;
+pub mod client;
+pub mod context;
+pub mod error;
+pub mod handler;
+mod job_runner;
+mod leaser;
+pub mod outcome;
+pub mod retry;
+pub mod shutdown;
+pub mod stats;
+pub mod wire;
+pub mod worker;
+
+pub use client::{Client, DEFAULT_URL};
+pub use context::{CancelReason, JobContext};
+pub use error::{ApiError, Error, ErrorCode};
+pub use handler::Handler;
+pub use hopper_types::{Backoff, EnqueueRequest, Job, JobId, JobState, Timestamp};
+pub use outcome::{BoxError, IntoOutcome, Outcome};
+pub use retry::RetryPolicy;
+pub use shutdown::shutdown_signal;
+pub use stats::{StatsSnapshot, WorkerStats};
+pub use wire::{
+    Ack, AckOutcome, AckResult, FailureReport, HeartbeatAnswer, JobPage, LeaseRequest, ListJobs,
+    QueueInfo, WorkerInfo,
+};
+pub use worker::{ConfigError, Worker, WorkerBuilder};

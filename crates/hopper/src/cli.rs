@@ -1,0 +1,344 @@
+//! The command line grammar (clap derive): every subcommand, flag and environment variable.
+//! Nothing here runs anything; `main` dispatches each command to its module.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Hopper: a durable job queue.
+#[derive(Debug, Parser)]
+#[command(name = "hopper", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The server to talk to [default: http://127.0.0.1:7480]. `hopper bench` without it
+    /// starts a server of its own.
+    #[arg(long, global = true, env = "HOPPER_URL")]
+    pub server: Option<String>,
+
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Log format on stderr (the level comes from RUST_LOG, default `info` for the server and
+    /// workers, `warn` for the rest).
+    #[arg(long, global = true, env = "HOPPER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Hopper server on the embedded SQLite store.
+    Server(ServerArgs),
+    /// Run a worker that executes jobs as commands.
+    Worker(WorkerArgs),
+    /// Enqueue one job.
+    Enqueue(EnqueueArgs),
+    /// List, inspect, cancel, retry and delete jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// List queues; pause, resume, retry or purge one.
+    #[command(subcommand)]
+    Queues(QueuesCommand),
+    /// List the workers seen in the last minute.
+    Workers,
+    /// Run the benchmark workloads (W1-W4).
+    Bench(BenchArgs),
+}
+
+/// `hopper server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to listen on; port 0 picks a free one (the line printed at start names it).
+    #[arg(long, env = "HOPPER_BIND", default_value = "127.0.0.1:7480")]
+    pub bind: SocketAddr,
+
+    /// Directory of the database (created when missing).
+    #[arg(long, env = "HOPPER_DATA_DIR", default_value = "./hopper-data")]
+    pub data_dir: PathBuf,
+
+    /// `full` syncs every commit before answering (survives power loss); `relaxed` syncs at
+    /// least once a second (survives a process crash).
+    #[arg(long, env = "HOPPER_DURABILITY", value_enum, default_value_t = DurabilityArg::Full)]
+    pub durability: DurabilityArg,
+
+    /// Allow binding a non-loopback address while no API key exists (anyone who can reach it
+    /// can enqueue and run jobs).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// The store's durability setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// fsync before answering.
+    Full,
+    /// fsync at least once a second.
+    Relaxed,
+}
+
+impl DurabilityArg {
+    /// The name the server's `--durability` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DurabilityArg::Full => "full",
+            DurabilityArg::Relaxed => "relaxed",
+        }
+    }
+}
+
+/// `hopper worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Run jobs as child processes (the only kind of worker the command line runs; write
+    /// others in Rust with the hopper-worker SDK).
+    #[arg(long)]
+    pub exec: bool,
+
+    /// Queues to lease from, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    pub queues: Vec<String>,
+
+    /// Most commands running at once.
+    #[arg(long, default_value_t = 10)]
+    pub concurrency: usize,
+
+    /// The command for one job kind, as `KIND='prog --flag {arg}'`: each `{name}` takes the
+    /// job's `args.name`, as separate arguments, never through a shell. Repeatable.
+    #[arg(long = "command", value_name = "KIND=TEMPLATE")]
+    pub commands: Vec<String>,
+
+    /// Also run jobs whose args say what to run: `{"cmd": ["prog", "arg"], "env": {..},
+    /// "cwd": ".."}`. Anyone who can enqueue can then run anything as this user.
+    #[arg(long)]
+    pub allow_any_command: bool,
+
+    /// Seconds running commands may finish after SIGTERM/SIGINT before they are killed and
+    /// their jobs released.
+    #[arg(long, default_value_t = 25)]
+    pub grace_period_secs: u64,
+
+    /// Lease length in milliseconds; heartbeats renew it every third of it.
+    #[arg(long, default_value_t = hopper_worker::worker::DEFAULT_LEASE_MS)]
+    pub lease_ms: u64,
+
+    /// The id shown by `hopper workers` (default `host:pid-N`).
+    #[arg(long)]
+    pub worker_id: Option<String>,
+}
+
+/// `hopper enqueue`.
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// The job's kind (its handler's name).
+    pub kind: String,
+    /// The job's args, as JSON.
+    #[arg(long)]
+    pub args: Option<String>,
+    /// Queue name.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Higher runs first (-32768..32767).
+    #[arg(long, allow_negative_numbers = true)]
+    pub priority: Option<i64>,
+    /// Run no sooner than this many milliseconds from now.
+    #[arg(long, conflicts_with = "run_at")]
+    pub delay_ms: Option<i64>,
+    /// Run no sooner than this RFC 3339 time.
+    #[arg(long)]
+    pub run_at: Option<String>,
+    /// Counted attempts before the job is dead (1..1000).
+    #[arg(long)]
+    pub max_attempts: Option<i64>,
+    /// Limit on one attempt's run time, in milliseconds.
+    #[arg(long)]
+    pub timeout_ms: Option<i64>,
+    /// Deduplication key (one job per key; the CLI makes one up when absent).
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// A tag; repeatable.
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+}
+
+/// `hopper jobs ...`.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List jobs, newest first.
+    Ls(JobsLsArgs),
+    /// Show one job with its errors and attempts.
+    Show {
+        /// The job's id.
+        id: String,
+    },
+    /// Cancel a job (a running one is flagged and stops at its next heartbeat).
+    Cancel {
+        /// The job's id.
+        id: String,
+    },
+    /// Run a finished job again, or a waiting one now.
+    Retry {
+        /// The job's id.
+        id: String,
+    },
+    /// Delete a finished job.
+    Rm {
+        /// The job's id.
+        id: String,
+    },
+}
+
+/// `hopper jobs ls`.
+#[derive(Debug, Args)]
+pub struct JobsLsArgs {
+    /// Only this queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Only jobs in these states (repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub state: Vec<String>,
+    /// Only this kind.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only jobs with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Substring of kind, id or a tag.
+    #[arg(long)]
+    pub q: Option<String>,
+    /// Page size (1..500).
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// The cursor printed under the previous page.
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+/// `hopper queues ...`.
+#[derive(Debug, Subcommand)]
+pub enum QueuesCommand {
+    /// List queues with their job counts.
+    Ls,
+    /// Stop leasing from a queue (running jobs keep their leases).
+    Pause {
+        /// Queue name.
+        queue: String,
+    },
+    /// Lease from a paused queue again.
+    Resume {
+        /// Queue name.
+        queue: String,
+    },
+    /// Retry every dead job of a queue.
+    Retry {
+        /// Queue name.
+        queue: String,
+    },
+    /// Delete a queue's finished jobs of one state.
+    Purge {
+        /// Queue name.
+        queue: String,
+        /// `completed`, `dead` or `cancelled`.
+        #[arg(long)]
+        state: String,
+    },
+}
+
+/// `hopper bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Which workload to run.
+    #[arg(value_enum)]
+    pub workload: WorkloadArg,
+    /// Jobs per workload (defaults: W1 20,000; W2 200,000; W3 200,000; W4 2,000).
+    #[arg(long)]
+    pub jobs: Option<u64>,
+    /// Durability of the server the bench starts (ignored with an explicit --server).
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Full)]
+    pub durability: DurabilityArg,
+}
+
+/// The benchmark workloads that `hopper bench` implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorkloadArg {
+    /// One producer enqueues jobs one by one, awaiting each.
+    #[value(name = "W1", alias = "w1")]
+    W1,
+    /// One producer enqueues in batches of 1,000.
+    #[value(name = "W2", alias = "w2")]
+    W2,
+    /// One worker (concurrency 10) drains a queued backlog.
+    #[value(name = "W3", alias = "w3")]
+    W3,
+    /// Enqueue → handler start latency with an idle worker.
+    #[value(name = "W4", alias = "w4")]
+    W4,
+    /// W1 to W4 in turn.
+    All,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn worker_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "hopper",
+            "worker",
+            "--exec",
+            "--queues",
+            "a,b",
+            "--command",
+            "resize=convert {src} -resize {size} {dst}",
+            "--concurrency",
+            "3",
+        ])
+        .unwrap();
+        let Command::Worker(w) = cli.command else {
+            panic!("not a worker")
+        };
+        assert_eq!(w.queues, vec!["a", "b"]);
+        assert_eq!(w.concurrency, 3);
+        assert_eq!(w.commands.len(), 1);
+    }
+
+    #[test]
+    fn bench_takes_workload_names_in_either_case() {
+        for name in ["W3", "w3"] {
+            let cli = Cli::try_parse_from(["hopper", "bench", name, "--jobs", "10"]).unwrap();
+            let Command::Bench(b) = cli.command else {
+                panic!("not bench")
+            };
+            assert_eq!(b.workload, WorkloadArg::W3);
+            assert_eq!(b.jobs, Some(10));
+        }
+    }
+
+    #[test]
+    fn negative_priorities_parse() {
+        let cli = Cli::try_parse_from(["hopper", "enqueue", "k", "--priority", "-5"]).unwrap();
+        let Command::Enqueue(e) = cli.command else {
+            panic!("not enqueue")
+        };
+        assert_eq!(e.priority, Some(-5));
+    }
+}

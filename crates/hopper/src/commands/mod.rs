@@ -1,0 +1,26 @@
+//! One module per client subcommand: each parses its flags into SDK calls and prints the
+//! answer. No queue logic lives here; the SDK and the server own it.
+
+pub mod enqueue;
+pub mod jobs;
+pub mod queues;
+pub mod server;
+pub mod workers;
+
+use anyhow::Context;
+use hopper_worker::{Client, JobId};
+
+/// What every client command needs: the SDK client and the output mode.
+pub struct Ctx {
+    /// Talks to the server.
+    pub client: Client,
+    /// `--json` was given.
+    pub json: bool,
+}
+
+/// A job id from the command line, with an error that says what was wrong.
+pub fn parse_job_id(id: &str) -> anyhow::Result<JobId> {
+    id.trim()
+        .parse()
+        .with_context(|| format!("`{id}` is not a job id (a UUID)"))
+}

@@ -1,0 +1,70 @@
+//! `hopper`: the command line of Hopper, a thin layer over the SDK (`hopper-worker`) and the
+//! server crates.
+//!
+//! - [`cli`]: the grammar (clap).
+//! - [`commands`]: server, enqueue, jobs, queues, workers.
+//! - [`exec`]: `hopper worker --exec`, jobs as child processes.
+//! - [`bench`]: `hopper bench`, the workloads of the benchmarks.
+//! - [`output`], [`table`]: human and JSON output; [`logging`]: logs on stderr.
+//!
+//! Exit status: 0 on success (and after a graceful shutdown on SIGTERM/SIGINT), 1 on any
+//! error (printed on stderr), 2 for a usage error.
+
+mod bench;
+mod cli;
+mod commands;
+mod exec;
+mod logging;
+mod output;
+mod table;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use hopper_worker::Client;
+
+use cli::{Cli, Command};
+use commands::Ctx;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let long_running = matches!(cli.command, Command::Server(_) | Command::Worker(_));
+    logging::init(cli.log_format, if long_running { "info" } else { "warn" });
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let url = || {
+        cli.server
+            .clone()
+            .unwrap_or_else(|| hopper_worker::DEFAULT_URL.to_string())
+    };
+    let ctx = || -> anyhow::Result<Ctx> {
+        Ok(Ctx {
+            client: Client::new(url())?,
+            json: cli.json,
+        })
+    };
+    match cli.command {
+        Command::Server(args) => commands::server::run(args).await,
+        Command::Worker(args) => exec::run(Client::new(url())?, args).await,
+        Command::Enqueue(args) => commands::enqueue::run(&ctx()?, args).await,
+        Command::Jobs(cmd) => commands::jobs::run(&ctx()?, cmd).await,
+        Command::Queues(cmd) => commands::queues::run(&ctx()?, cmd).await,
+        Command::Workers => commands::workers::run(&ctx()?).await,
+        Command::Bench(args) => bench::run(cli.server.clone(), args, cli.json).await,
+    }
+}
