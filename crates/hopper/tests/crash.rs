@@ -230,7 +230,8 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         );
     }
     // Every acknowledged completion stuck.
-    for id in completed.lock().unwrap().iter() {
+    let completed: Vec<String> = completed.lock().unwrap().iter().cloned().collect();
+    for id in &completed {
         let job: Value = client
             .get(url(&addr, &format!("/v1/jobs/{id}")))
             .send()
