@@ -14,8 +14,16 @@ use hopper_types::{EnqueueRequest, Limits, SystemClock};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let n: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(100_000);
-    let durability: Durability = args.next().map(|s| s.parse()).transpose()?.unwrap_or(Durability::Full);
+    let n: usize = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(100_000);
+    let durability: Durability = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(Durability::Full);
     let dir = tempfile::tempdir()?;
     let store = Arc::new(SqliteStore::open(SqliteConfig {
         data_dir: dir.path().to_path_buf(),
@@ -26,12 +34,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     for chunk in 0..n.div_ceil(1000) {
         let jobs = (0..1000.min(n - chunk * 1000))
-            .map(|i| EnqueueRequest::new("noop", &serde_json::json!({ "i": chunk * 1000 + i }))?.validate("default", &Limits::default()).map_err(Into::into))
+            .map(|i| {
+                EnqueueRequest::new("noop", &serde_json::json!({ "i": chunk * 1000 + i }))?
+                    .validate("default", &Limits::default())
+                    .map_err(Into::into)
+            })
             .collect::<Result<Vec<_>, Box<dyn std::error::Error>>>()?;
-        store.job_insert_many(JobInsertParams { jobs, actor: "bench".into() }).await?;
+        store
+            .job_insert_many(JobInsertParams {
+                jobs,
+                actor: "bench".into(),
+            })
+            .await?;
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("insert: {n} jobs in {secs:.2}s = {:.0} jobs/s", n as f64 / secs);
+    println!(
+        "insert: {n} jobs in {secs:.2}s = {:.0} jobs/s",
+        n as f64 / secs
+    );
 
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -71,7 +91,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         done += t.await?;
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("drain: {done} jobs in {secs:.2}s = {:.0} jobs/s", done as f64 / secs);
+    println!(
+        "drain: {done} jobs in {secs:.2}s = {:.0} jobs/s",
+        done as f64 / secs
+    );
     assert_eq!(done, n);
     Ok(())
 }

@@ -34,10 +34,12 @@ CREATE INDEX jobs_available ON jobs (namespace, queue, priority DESC, available_
 CREATE INDEX jobs_due ON jobs (available_at) WHERE state IN ('scheduled', 'retryable');
 -- The rescuer: running jobs by the moment their lease or attempt runs out.
 CREATE INDEX jobs_rescue ON jobs (rescue_at) WHERE state = 'running';
--- Retention and purges: finished jobs by state and finish time.
+-- Retention: finished jobs by state and finish time.
 CREATE INDEX jobs_finished ON jobs (state, finished_at) WHERE state IN ('completed', 'dead', 'cancelled');
--- Listing by state and queue, newest first.
-CREATE INDEX jobs_state ON jobs (namespace, state, queue, id);
+-- Listing, purging and retrying finished jobs by queue, newest first. Partial, like the
+-- others, so a lease or a heartbeat touches none of it: only finishing does.
+CREATE INDEX jobs_finished_by_queue ON jobs (namespace, state, queue, id)
+    WHERE state IN ('completed', 'dead', 'cancelled');
 
 CREATE TABLE job_events (
     seq        INTEGER PRIMARY KEY,

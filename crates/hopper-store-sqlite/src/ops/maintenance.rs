@@ -81,16 +81,13 @@ pub(crate) fn prune_finished(
         );
         let mut stmt = ctx.conn.prepare_cached(&sql).map_err(sql_error)?;
         let victims = stmt
-            .query_map(
-                params![before.as_millis(), left as i64],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                },
-            )
+            .query_map(params![before.as_millis(), left as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
             .map_err(sql_error)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(sql_error)?;

@@ -43,17 +43,16 @@ fn ids_in_state(
     name: &str,
     state: JobState,
 ) -> Result<Vec<String>, StoreError> {
-    let mut stmt = ctx
-        .conn
-        .prepare_cached(
-            "SELECT id FROM jobs WHERE namespace = ?1 AND state = ?2 AND queue = ?3 LIMIT ?4",
-        )
-        .map_err(sql_error)?;
+    // The state is spelled out (not bound) so SQLite can use the partial index of finished jobs.
+    let sql = format!(
+        "SELECT id FROM jobs WHERE namespace = ?1 AND state = '{}' AND queue = ?2 LIMIT ?3",
+        state.as_str()
+    );
+    let mut stmt = ctx.conn.prepare_cached(&sql).map_err(sql_error)?;
     let rows = stmt
-        .query_map(
-            params![namespace, state.as_str(), name, BULK_CHUNK as i64],
-            |r| r.get::<_, String>(0),
-        )
+        .query_map(params![namespace, name, BULK_CHUNK as i64], |r| {
+            r.get::<_, String>(0)
+        })
         .map_err(sql_error)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
 }

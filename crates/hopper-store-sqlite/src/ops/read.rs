@@ -33,10 +33,14 @@ pub(crate) fn list(conn: &Connection, p: &JobListParams) -> Result<JobPage, Stor
         args.push(Value::Text(q.clone()));
     }
     if !p.states.is_empty() {
-        sql.push_str(" AND state IN (");
-        sql.push_str(&vec!["?"; p.states.len()].join(", "));
-        sql.push(')');
-        args.extend(p.states.iter().map(|s| Value::Text(s.as_str().to_string())));
+        // State names are spelled out (they are a closed set of identifiers, never user
+        // text) so SQLite can match the partial indexes' conditions.
+        let names: Vec<String> = p
+            .states
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        sql.push_str(&format!(" AND state IN ({})", names.join(", ")));
     }
     if let Some(k) = &p.kind {
         sql.push_str(" AND kind = ?");
