@@ -108,7 +108,7 @@ async fn work(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
+async fn sigkill_at_random_moments_loses_nothing_acknowledged_and_sigterm_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = ServerProcess::start(dir.path(), &["--durability", "full"]).await;
     let addr: Addr = Arc::new(Mutex::new(server.base_url.clone()));
@@ -261,7 +261,31 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         }
     }
     assert_eq!(seen, total);
-    server.terminate_and_wait();
+
+    // A graceful stop exits 0, and everything is still there after it.
+    let status = server.terminate_and_wait();
+    assert!(status.success(), "SIGTERM exit: {status}");
+    let server = ServerProcess::start(dir.path(), &["--durability", "full"]).await;
+    let q: Value = client
+        .get(format!("{}/v1/queues", server.base_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let queue = q["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == QUEUE)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        queue["counts"]["completed"].as_u64(),
+        Some(total as u64),
+        "{queue}"
+    );
 }
 
 /// A `hopper server` child process on a loopback port of its own.
