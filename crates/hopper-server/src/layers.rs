@@ -13,12 +13,14 @@ use std::any::Any;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, Method, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 use crate::error::{ApiError, ErrorCode};
@@ -31,7 +33,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn wrap(router: Router<AppState>, state: &AppState) -> Router<AppState> {
     router.layer(
         ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(SetRequestIdLayer::new(REQUEST_ID, FastUuid))
             .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 let id = req
                     .headers()
@@ -45,6 +47,21 @@ pub fn wrap(router: Router<AppState>, state: &AppState) -> Router<AppState> {
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(from_fn(refuse_cross_origin)),
     )
+}
+
+/// Makes a random (v4) UUID per request from the thread's userspace RNG. tower-http's
+/// `MakeRequestUuid` calls `Uuid::new_v4`, which asks the kernel for entropy (a `getrandom`
+/// syscall) on every request; a request id needs uniqueness, not cryptographic freshness.
+#[derive(Debug, Clone, Copy)]
+struct FastUuid;
+
+impl MakeRequestId for FastUuid {
+    fn make_request_id<B>(&mut self, _req: &axum::http::Request<B>) -> Option<RequestId> {
+        let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+        let mut buf = uuid::Uuid::encode_buffer();
+        let text = id.hyphenated().encode_lower(&mut buf);
+        HeaderValue::from_str(text).ok().map(RequestId::new)
+    }
 }
 
 async fn count_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {

@@ -37,6 +37,7 @@ pub mod workers;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use hopper_store::Store;
 
 pub use config::{MaintenanceConfig, Retention, ServerConfig};
@@ -96,6 +97,13 @@ pub async fn serve(
             }
         }
     };
+    // Answers are small and written once: Nagle's algorithm would only hold a segment back
+    // until the client's delayed ACK, which is pure latency on a request/response protocol.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY failed");
+        }
+    });
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(begin)
         .await;

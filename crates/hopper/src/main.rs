@@ -37,7 +37,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    // Spawned rather than run on the main thread: the command then shares a worker thread
+    // with the connection tasks it talks through, instead of every request and answer
+    // crossing between the main thread and a worker (a futex wake each way).
+    let outcome = runtime.block_on(async {
+        tokio::spawn(run(cli))
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("the command panicked: {e}")))
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -45,10 +45,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(data_dir = %args.data_dir.display(), %durability, "store open");
 
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{LISTENING_PREFIX}http://{addr}").context("writing to stdout")?;
-    out.flush().context("writing to stdout")?;
-    drop(out);
+    {
+        // Scoped so the (non-Send) lock is gone before the first await below.
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{LISTENING_PREFIX}http://{addr}").context("writing to stdout")?;
+        out.flush().context("writing to stdout")?;
+    }
 
     let config = ServerConfig {
         insecure: args.insecure,
