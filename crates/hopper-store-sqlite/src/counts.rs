@@ -75,6 +75,16 @@ impl Counts {
             .collect()
     }
 
+    /// Whether any of `queues` has an available job (paused or not).
+    pub(crate) fn any_available(&self, namespace: &str, queues: &[String]) -> bool {
+        let slot = slot(JobState::Available);
+        queues.iter().any(|q| {
+            self.by_queue
+                .get(&(namespace.to_string(), q.clone()))
+                .is_some_and(|c| c[slot] > 0)
+        })
+    }
+
     /// One queue's counts (zeros when it has no jobs).
     pub(crate) fn queue(&self, namespace: &str, queue: &str) -> BTreeMap<JobState, u64> {
         let zero = [0; 8];
