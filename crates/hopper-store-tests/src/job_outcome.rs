@@ -366,6 +366,16 @@ const TRIGGERS: [Trigger; 5] = [
 
 /// Applies `t` with `token`; a successful outcome answers the job as stored.
 async fn apply(env: &Env, t: Trigger, id: JobId, token: &str) -> Result<(), StoreError> {
+    apply_marked(env, t, id, token).await.map(|_| ())
+}
+
+/// Like [`apply`], answering the `duplicate` mark of the returned job (none for a heartbeat).
+async fn apply_marked(
+    env: &Env,
+    t: Trigger,
+    id: JobId,
+    token: &str,
+) -> Result<Option<bool>, StoreError> {
     let outcome = match t {
         Trigger::Complete => AckOutcome::Completed {
             result: Some(raw(r#"{"ok":true}"#)),
@@ -383,12 +393,13 @@ async fn apply(env: &Env, t: Trigger, id: JobId, token: &str) -> Result<(), Stor
                     progress: Some(raw("1")),
                 })
                 .await
-                .map(|_| ());
+                .map(|_| None);
         }
     };
-    let j = env.ack(id, token, outcome).await?;
+    let mut j = env.ack(id, token, outcome).await?;
+    let mark = j.duplicate.take();
     assert_same_job(&j, &env.get(id).await);
-    Ok(())
+    Ok(mark)
 }
 
 /// A token that was never handed out changes nothing.
@@ -446,14 +457,19 @@ pub async fn repeated_outcome_is_ok_and_changes_nothing(h: &dyn Harness) {
         if cancel_first {
             env.cancel(l.id).await.expect("cancel");
         }
-        apply(&env, t, l.id, &l.token).await.expect("first report");
+        let first = apply_marked(&env, t, l.id, &l.token)
+            .await
+            .expect("first report");
+        assert_eq!(first, None, "a first report is not marked as a repeat");
         assert_eq!(env.state(l.id).await, want);
         let before = env.snapshot(l.id).await;
         env.advance(1000);
         for _ in 0..2 {
-            apply(&env, t, l.id, &l.token)
+            let mark = apply_marked(&env, t, l.id, &l.token)
                 .await
                 .unwrap_or_else(|e| panic!("repeated {t:?}: {e:?}"));
+            // Callers (metrics, audit) must be able to tell a repeat from a fresh outcome.
+            assert_eq!(mark, Some(true), "repeated {t:?} is marked duplicate");
             env.assert_unchanged(&before, &format!("repeated {t:?}"))
                 .await;
         }

@@ -72,7 +72,9 @@ pub struct Job {
     /// The current lease's token: shown only to the worker that leased the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_token: Option<LeaseToken>,
-    /// Set on an enqueue answer when an idempotency key matched an existing job.
+    /// Set on an answer that repeated a change already made, which changed nothing: an enqueue
+    /// whose idempotency key matched an existing job, or a worker outcome its lease token had
+    /// already recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<bool>,
     /// The lease length the current lease was granted with (kept for restart grace).

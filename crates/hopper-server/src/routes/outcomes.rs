@@ -216,13 +216,17 @@ fn check_result(
 
 /// Updates metrics and the worker registry after an outcome was applied.
 fn record(st: &AppState, job: &Job, outcome: OutcomeName) {
+    st.workers().acked(job, st.store().clock().now());
+    if job.duplicate == Some(true) {
+        // A repeat (a worker retrying after a lost answer) changed nothing: count it once.
+        return;
+    }
     match outcome {
         OutcomeName::Completed => st.metrics().job_completed(job),
         OutcomeName::Failed => st.metrics().job_failed(job),
         OutcomeName::Cancelled => st.metrics().job_cancelled(&job.queue),
         OutcomeName::Released => {}
     }
-    st.workers().acked(job, st.store().clock().now());
 }
 
 /// Applies one outcome and answers the job.

@@ -26,6 +26,16 @@ async fn metrics_are_exported() {
     )
     .await
     .expect(200);
+    // A worker retrying after a lost answer: marked as a repeat, and counted once.
+    let repeat = s
+        .post(
+            &format!("/v1/jobs/{id}/complete"),
+            json!({"lease_token": token}),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(repeat["duplicate"], true);
     let (id, token) = s.enqueue_and_lease("mq", "k").await;
     s.post(
         &format!("/v1/jobs/{id}/fail"),
@@ -60,7 +70,7 @@ async fn metrics_are_exported() {
         r#"hopper_queue_latency_seconds_count{queue="mq"} 2"#,
         r#"hopper_run_time_seconds_count{queue="mq"} 1"#,
         "hopper_lease_rescues_total 0",
-        r#"hopper_http_requests_total{route="/v1/jobs/{id}/complete",method="POST",status="200"} 1"#,
+        r#"hopper_http_requests_total{route="/v1/jobs/{id}/complete",method="POST",status="200"} 2"#,
     ] {
         assert!(text.contains(line), "missing `{line}` in:\n{text}");
     }

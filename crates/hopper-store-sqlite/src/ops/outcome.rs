@@ -49,7 +49,10 @@ pub(crate) fn ack_many(
                 ctx.record(&job, change, &actor)?;
                 results.push(Ok(job));
             }
-            Ok(Applied::Repeated) => results.push(Ok(job)),
+            Ok(Applied::Repeated) => {
+                job.duplicate = Some(true);
+                results.push(Ok(job));
+            }
             Err(e) => results.push(Err(e.into())),
         }
     }
