@@ -24,6 +24,10 @@ pub struct SqliteStore {
     counts: Arc<RwLock<Counts>>,
     signals: Arc<QueueSignals>,
     clock: Arc<dyn Clock>,
+    // Held for the store's lifetime: an exclusive lock on `hopper.lock` in the data
+    // directory, so a second server on the same directory is refused instead of sharing it.
+    // The kernel drops it when the process dies, so a crash never leaves it behind.
+    _dir_lock: std::fs::File,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -36,12 +40,32 @@ fn io_error(what: &str, e: std::io::Error) -> StoreError {
     StoreError::Unavailable(format!("{what}: {e}"))
 }
 
+/// Takes the data directory's exclusive lock, or says who holds it.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    let path = dir.join("hopper.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io_error("open the data directory's lock file", e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
+            "another Hopper server is using {}",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_error("lock the data directory", e)),
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating when missing) the database in `config.data_dir`, applies migrations and
     /// starts the writer.
     pub fn open(config: SqliteConfig) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| io_error("create data directory", e))?;
+        let dir_lock = lock_data_dir(&config.data_dir)?;
         let path = config.db_path();
         let mut conn = Connection::open(&path).map_err(sql_error)?;
         conn.busy_timeout(Duration::from_secs(5))
@@ -82,6 +106,7 @@ impl SqliteStore {
             counts,
             signals,
             clock: config.clock,
+            _dir_lock: dir_lock,
         })
     }
 

@@ -91,3 +91,17 @@ async fn a_closed_store_refuses_writes_as_unavailable() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_second_store_on_the_same_directory_is_refused_until_the_first_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = SqliteStore::open(SqliteConfig::new(dir.path())).unwrap();
+    let err = SqliteStore::open(SqliteConfig::new(dir.path())).unwrap_err();
+    assert!(
+        matches!(&err, hopper_store::StoreError::Unavailable(m) if m.contains("another Hopper server")),
+        "{err:?}"
+    );
+    first.close().await.unwrap();
+    drop(first);
+    SqliteStore::open(SqliteConfig::new(dir.path())).expect("free again once the first is gone");
+}
