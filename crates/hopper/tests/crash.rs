@@ -27,6 +27,23 @@ fn url(addr: &Addr, path: &str) -> String {
     format!("{}{}", addr.lock().unwrap(), path)
 }
 
+/// GET `url`, as JSON.
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// The crash queue as `GET /v1/queues` lists it on the server at `base`.
+async fn crash_queue(client: &reqwest::Client, base: &str) -> Value {
+    let q = get_json(client, &format!("{base}/v1/queues")).await;
+    q["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == QUEUE)
+        .cloned()
+        .unwrap_or_default()
+}
+
 async fn produce(
     client: reqwest::Client,
     addr: Addr,
@@ -160,21 +177,7 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged_and_sigterm_exits_
     let total = PRODUCERS * JOBS_PER_PRODUCER;
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let q: Value = client
-            .get(url(&addr, "/v1/queues"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let queue = q["queues"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|q| q["name"] == QUEUE)
-            .cloned()
-            .unwrap_or_default();
+        let queue = crash_queue(&client, &url(&addr, "")).await;
         let count = |s: &str| queue["counts"][s].as_u64().unwrap_or(0);
         if count("completed") as usize == total {
             for s in [
@@ -215,14 +218,7 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged_and_sigterm_exits_
         "idempotent retries created duplicates"
     );
     for id in acked.values() {
-        let job: Value = client
-            .get(url(&addr, &format!("/v1/jobs/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let job = get_json(&client, &url(&addr, &format!("/v1/jobs/{id}"))).await;
         assert_eq!(
             job["state"], "completed",
             "acknowledged job {id} is {}",
@@ -232,14 +228,7 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged_and_sigterm_exits_
     // Every acknowledged completion stuck.
     let completed: Vec<String> = completed.lock().unwrap().iter().cloned().collect();
     for id in &completed {
-        let job: Value = client
-            .get(url(&addr, &format!("/v1/jobs/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let job = get_json(&client, &url(&addr, &format!("/v1/jobs/{id}"))).await;
         assert_eq!(
             job["state"], "completed",
             "acknowledged completion of {id} was lost"
@@ -253,7 +242,7 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged_and_sigterm_exits_
         if let Some(c) = &cursor {
             u.push_str(&format!("&cursor={c}"));
         }
-        let page: Value = client.get(u).send().await.unwrap().json().await.unwrap();
+        let page = get_json(&client, &u).await;
         seen += page["jobs"].as_array().unwrap().len();
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
@@ -266,21 +255,7 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged_and_sigterm_exits_
     let status = server.terminate_and_wait();
     assert!(status.success(), "SIGTERM exit: {status}");
     let server = ServerProcess::start(dir.path(), &["--durability", "full"]).await;
-    let q: Value = client
-        .get(format!("{}/v1/queues", server.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let queue = q["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["name"] == QUEUE)
-        .cloned()
-        .unwrap_or_default();
+    let queue = crash_queue(&client, &server.base_url).await;
     assert_eq!(
         queue["counts"]["completed"].as_u64(),
         Some(total as u64),
