@@ -69,19 +69,32 @@ pub(crate) fn insert_job(conn: &Connection, job: &Job) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Writes back every mutable column of an existing job.
+/// Writes back every mutable column of an existing job, found by id.
 pub(crate) fn update_job(conn: &Connection, job: &Job) -> Result<(), StoreError> {
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM jobs WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row(params![job.id.to_string()], |r| r.get(0))
+                .optional()
+        })
+        .map_err(sql_error)?;
+    update_row(conn, seq.ok_or(StoreError::NotFound)?, job)
+}
+
+/// Writes back every mutable column of the job stored in row `seq`. The hot paths (lease,
+/// outcomes, heartbeats) know the row already, which saves a lookup through the id index.
+pub(crate) fn update_row(conn: &Connection, seq: i64, job: &Job) -> Result<(), StoreError> {
     let body = encode_body(job)?;
     let mut stmt = conn
         .prepare_cached(
             "UPDATE jobs SET state = ?2, priority = ?3, available_at = ?4, rescue_at = ?5,
                 finished_at = ?6, lease_ms = ?7, worker_id = ?8, body = ?9
-             WHERE id = ?1",
+             WHERE seq = ?1",
         )
         .map_err(sql_error)?;
     let n = stmt
         .execute(params![
-            job.id.to_string(),
+            seq,
             job.state.as_str(),
             job.priority,
             job.available_at.as_millis(),
@@ -105,6 +118,22 @@ fn rescue_at(job: &Job) -> Option<i64> {
     } else {
         None
     }
+}
+
+/// Loads one job by id with its row number, if it exists in `namespace`.
+pub(crate) fn load_row(
+    conn: &Connection,
+    namespace: &str,
+    id: &JobId,
+) -> Result<Option<(i64, Job)>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT body, lease_ms, seq FROM jobs WHERE id = ?1 AND namespace = ?2")
+        .map_err(sql_error)?;
+    stmt.query_row(params![id.to_string(), namespace], |r| {
+        Ok((r.get(2)?, decode_job(r)?))
+    })
+    .optional()
+    .map_err(sql_error)
 }
 
 /// Loads one job by id, if it exists in `namespace`.

@@ -5,7 +5,7 @@ use hopper_store::{JobLeaseParams, StoreError};
 use hopper_types::{Job, lifecycle};
 use rusqlite::{OptionalExtension, params};
 
-use crate::rows::{decode_job_at, sql_error, update_job};
+use crate::rows::{decode_job_at, sql_error, update_row};
 use crate::writer::WriteCtx;
 
 /// A lease candidate: its ordering key and the job itself (read in the same index walk, so
@@ -15,6 +15,7 @@ struct Candidate {
     available_at: i64,
     id: String,
     job: Job,
+    seq: i64,
 }
 
 pub(crate) fn queue_paused(
@@ -49,7 +50,7 @@ pub(crate) fn lease_many(
         let mut stmt = ctx
             .conn
             .prepare_cached(
-                "SELECT priority, available_at, id, body, lease_ms FROM jobs
+                "SELECT priority, available_at, id, body, lease_ms, seq FROM jobs
                  WHERE namespace = ?1 AND queue = ?2 AND state = 'available'
                  ORDER BY priority DESC, available_at, id LIMIT ?3",
             )
@@ -61,6 +62,7 @@ pub(crate) fn lease_many(
                     available_at: r.get(1)?,
                     id: r.get(2)?,
                     job: decode_job_at(r, 3)?,
+                    seq: r.get(5)?,
                 })
             })
             .map_err(sql_error)?;
@@ -83,7 +85,7 @@ pub(crate) fn lease_many(
     for c in candidates {
         let mut job = c.job;
         let change = lifecycle::lease(&mut job, ctx.now, &p.worker_id, p.lease_ms)?;
-        update_job(ctx.conn, &job)?;
+        update_row(ctx.conn, c.seq, &job)?;
         ctx.record(&job, change, &actor)?;
         leased.push(job);
     }

@@ -3,16 +3,17 @@
 use hopper_store::{AckOutcome, AckResults, Heartbeat, JobAck, JobHeartbeatParams, StoreError};
 use hopper_types::lifecycle::{self, Applied};
 
-use crate::rows::{load_job, update_job};
+use crate::rows::{load_row, update_row};
 use crate::writer::WriteCtx;
 
 pub(crate) fn heartbeat(
     ctx: &mut WriteCtx<'_>,
     p: JobHeartbeatParams,
 ) -> Result<Heartbeat, StoreError> {
-    let mut job = load_job(ctx.conn, &p.job.namespace, &p.job.id)?.ok_or(StoreError::NotFound)?;
+    let (seq, mut job) =
+        load_row(ctx.conn, &p.job.namespace, &p.job.id)?.ok_or(StoreError::NotFound)?;
     lifecycle::heartbeat(&mut job, &p.lease_token, ctx.now, p.lease_ms, p.progress)?;
-    update_job(ctx.conn, &job)?;
+    update_row(ctx.conn, seq, &job)?;
     Ok(Heartbeat {
         lease_expires_at: job.lease_expires_at.unwrap_or(ctx.now),
         cancel_requested: job.cancel_requested,
@@ -27,7 +28,7 @@ pub(crate) fn ack_many(
 ) -> Result<AckResults, StoreError> {
     let mut results = Vec::with_capacity(acks.len());
     for ack in acks {
-        let Some(mut job) = load_job(ctx.conn, &ack.job.namespace, &ack.job.id)? else {
+        let Some((seq, mut job)) = load_row(ctx.conn, &ack.job.namespace, &ack.job.id)? else {
             results.push(Err(StoreError::NotFound));
             continue;
         };
@@ -45,7 +46,7 @@ pub(crate) fn ack_many(
         };
         match applied {
             Ok(Applied::Changed(change)) => {
-                update_job(ctx.conn, &job)?;
+                update_row(ctx.conn, seq, &job)?;
                 ctx.record(&job, change, &actor)?;
                 results.push(Ok(job));
             }
