@@ -58,7 +58,7 @@ pub struct Metrics {
     dead: Family<QueueLabels, Counter>,
     cancelled: Family<QueueLabels, Counter>,
     // The rescuer learns only how many leases it reclaimed, not from which queues.
-    rescues: Counter,
+    rescues: Family<QueueLabels, Counter>,
     jobs: Family<QueueStateLabels, Gauge>,
     queue_latency: HistogramFamily,
     run_time: HistogramFamily,
@@ -85,7 +85,7 @@ impl Metrics {
         let failed = Family::<QueueLabels, Counter>::default();
         let dead = Family::<QueueLabels, Counter>::default();
         let cancelled = Family::<QueueLabels, Counter>::default();
-        let rescues = Counter::default();
+        let rescues = Family::<QueueLabels, Counter>::default();
         let jobs = Family::<QueueStateLabels, Gauge>::default();
         let queue_latency: HistogramFamily = Family::new_with_constructor(seconds_histogram);
         let run_time: HistogramFamily = Family::new_with_constructor(seconds_histogram);
@@ -211,9 +211,13 @@ impl Metrics {
         self.cancelled.get_or_create(&Self::queue(queue)).inc();
     }
 
-    /// The rescuer reclaimed `n` leases.
-    pub fn leases_rescued(&self, n: u64) {
-        self.rescues.inc_by(n);
+    /// The rescuer reclaimed the leases of `jobs` (as they are after the rescue): each is a
+    /// rescue and a failed attempt of its queue, and dead or cancelled when that is how it ended.
+    pub fn leases_rescued(&self, jobs: &[Job]) {
+        for job in jobs {
+            self.rescues.get_or_create(&Self::queue(&job.queue)).inc();
+            self.job_failed(job);
+        }
     }
 
     /// One HTTP request finished.
@@ -256,11 +260,29 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    /// A job of `queue` in `state`, as the store would hand it back.
+    fn job(queue: &str, state: JobState) -> Job {
+        let req = hopper_types::EnqueueRequest {
+            kind: "k".into(),
+            queue: Some(queue.into()),
+            ..Default::default()
+        };
+        let new = req
+            .validate("default", &hopper_types::Limits::default())
+            .expect("valid");
+        let (mut j, _) = hopper_types::lifecycle::insert(new, hopper_types::Timestamp(0));
+        j.state = state;
+        j
+    }
+
     #[test]
     fn renders_counters_and_gauge() {
         let m = Metrics::new();
         m.job_enqueued("emails");
-        m.leases_rescued(2);
+        m.leases_rescued(&[
+            job("emails", JobState::Retryable),
+            job("emails", JobState::Dead),
+        ]);
         m.http_request("/v1/jobs", "POST", 201);
         let mut counts = BTreeMap::new();
         counts.insert(JobState::Available, 3);
@@ -274,7 +296,14 @@ mod tests {
             text.contains(r#"hopper_jobs_enqueued_total{queue="emails"} 1"#),
             "{text}"
         );
-        assert!(text.contains("hopper_lease_rescues_total 2"), "{text}");
+        // Rescues count per queue, as failed attempts, and a rescue that ends a job as dead.
+        for line in [
+            r#"hopper_lease_rescues_total{queue="emails"} 2"#,
+            r#"hopper_jobs_failed_total{queue="emails"} 2"#,
+            r#"hopper_jobs_dead_total{queue="emails"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line}: {text}");
+        }
         assert!(
             text.contains(r#"hopper_jobs{queue="emails",state="available"} 3"#),
             "{text}"

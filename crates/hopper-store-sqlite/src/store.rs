@@ -192,7 +192,7 @@ impl Store for SqliteStore {
         self.readers.run(ops::read::next_due_at).await
     }
 
-    async fn job_rescue_expired(&self, limit: usize) -> Result<u64, StoreError> {
+    async fn job_rescue_expired(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
         self.write(move |ctx| ops::maintenance::rescue_expired(ctx, limit))
             .await
     }

@@ -237,7 +237,8 @@ pub async fn rescue_racing_complete_applies_exactly_one(h: &dyn Harness) {
         let work = work.clone();
         async move {
             if i == 20 {
-                return Race::Rescued(store.job_rescue_expired(1000).await.expect("rescue"));
+                let rescued = store.job_rescue_expired(1000).await.expect("rescue");
+                return Race::Rescued(rescued.len() as u64);
             }
             let l = &work[i];
             let mut r = store

@@ -529,9 +529,14 @@ impl Env {
         self.store().job_promote_due(1000).await.expect("promote")
     }
 
-    /// Rescues every expired or timed-out lease; returns how many.
+    /// Rescues every expired or timed-out lease; returns how many, after checking that each
+    /// returned job is as the store now holds it.
     pub async fn rescue(&self) -> u64 {
-        self.store().job_rescue_expired(1000).await.expect("rescue")
+        let rescued = self.store().job_rescue_expired(1000).await.expect("rescue");
+        for job in &rescued {
+            assert_same_job(job, &self.get(job.id).await);
+        }
+        rescued.len() as u64
     }
 
     /// Brings a new job of `queue` into `state` by the ordinary triggers. `queue` must hold no

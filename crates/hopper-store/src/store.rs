@@ -51,8 +51,9 @@ pub trait Store: Send + Sync + 'static {
     async fn job_next_due_at(&self) -> Result<Option<Timestamp>, StoreError>;
 
     /// Ends running jobs whose lease expired or whose attempt timed out (at most `limit`);
-    /// returns how many.
-    async fn job_rescue_expired(&self, limit: usize) -> Result<u64, StoreError>;
+    /// returns them as they are after the rescue (retryable, dead or cancelled), so callers
+    /// can count and publish what happened per queue.
+    async fn job_rescue_expired(&self, limit: usize) -> Result<Vec<Job>, StoreError>;
 
     /// The longest `lease_ms` among running jobs (0 when none): how long a starting server
     /// waits before it rescues anything.

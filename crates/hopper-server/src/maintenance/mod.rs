@@ -71,7 +71,7 @@ impl Services {
             handles.push((
                 "rescuer",
                 tokio::spawn(rescuer.run(stop.clone(), move |r: &RescueReport| {
-                    metrics.leases_rescued(r.rescued)
+                    metrics.leases_rescued(&r.jobs)
                 })),
             ));
             let pruner = Pruner::new(

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hopper_store::{Store, StoreError};
+use hopper_types::Job;
 use tokio_util::sync::CancellationToken;
 
 use super::{ERROR_BACKOFF, jitter, sleep_or_stop};
@@ -59,10 +60,12 @@ impl RescuerConfig {
 }
 
 /// What one pass did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct RescueReport {
     /// Jobs whose lease or attempt ended.
     pub rescued: u64,
+    /// Those jobs as they are now (retryable, dead or cancelled), for metrics per queue.
+    pub jobs: Vec<Job>,
 }
 
 /// The rescuer service.
@@ -80,16 +83,18 @@ impl Rescuer {
     /// Rescues every expired or timed-out running job, in batches.
     pub async fn run_once(&self) -> Result<RescueReport, StoreError> {
         let batch = self.config.batch_size.max(1);
-        let mut rescued = 0;
+        let mut report = RescueReport::default();
         loop {
-            let n = self.store.job_rescue_expired(batch).await?;
-            rescued += n;
-            if n < batch as u64 {
+            let jobs = self.store.job_rescue_expired(batch).await?;
+            let n = jobs.len();
+            report.rescued += n as u64;
+            report.jobs.extend(jobs);
+            if n < batch {
                 break;
             }
             tokio::task::yield_now().await;
         }
-        Ok(RescueReport { rescued })
+        Ok(report)
     }
 
     /// How long to wait before the first pass: the longest outstanding lease.

@@ -173,7 +173,7 @@ async fn running_services_promote_and_rescue_on_time() {
     assert!(
         text.as_str()
             .unwrap()
-            .contains("hopper_lease_rescues_total 1"),
+            .contains(r#"hopper_lease_rescues_total{queue="later"} 1"#),
         "{text}"
     );
 }

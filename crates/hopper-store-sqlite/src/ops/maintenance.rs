@@ -3,7 +3,7 @@
 //! so it never holds the writer for long; the services call again while there is more.
 
 use hopper_store::{JobPruneParams, StoreError};
-use hopper_types::{JobState, Timestamp, lifecycle};
+use hopper_types::{Job, JobState, Timestamp, lifecycle};
 use rusqlite::params;
 
 use crate::ops::admin::delete_rows;
@@ -39,13 +39,13 @@ pub(crate) fn promote_due(ctx: &mut WriteCtx<'_>, limit: usize) -> Result<u64, S
     Ok(n)
 }
 
-pub(crate) fn rescue_expired(ctx: &mut WriteCtx<'_>, limit: usize) -> Result<u64, StoreError> {
+pub(crate) fn rescue_expired(ctx: &mut WriteCtx<'_>, limit: usize) -> Result<Vec<Job>, StoreError> {
     let expired = ids(
         ctx,
         "SELECT id FROM jobs WHERE state = 'running' AND rescue_at <= ?1 ORDER BY rescue_at LIMIT ?2",
         params![ctx.now.as_millis(), limit as i64],
     )?;
-    let mut n = 0;
+    let mut rescued = Vec::new();
     for id in expired {
         let Some(mut job) = load_job_any_ns(ctx.conn, &id)? else {
             continue;
@@ -53,10 +53,10 @@ pub(crate) fn rescue_expired(ctx: &mut WriteCtx<'_>, limit: usize) -> Result<u64
         if let Ok(change) = lifecycle::rescue(&mut job, ctx.now, ctx.rng) {
             update_job(ctx.conn, &job)?;
             ctx.record(&job, change, "system:rescuer")?;
-            n += 1;
+            rescued.push(job);
         }
     }
-    Ok(n)
+    Ok(rescued)
 }
 
 pub(crate) fn prune_finished(
