@@ -153,11 +153,19 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged_and_sigterm_exits_
         })
         .collect();
 
+    // Kill at points spread over the enqueue phase, whatever the machine's speed: each kill
+    // waits for the next share of acknowledged enqueues, then a random moment more.
+    let total = PRODUCERS * JOBS_PER_PRODUCER;
     let mut kills_mid_enqueue = 0;
-    for _ in 0..KILLS {
-        let pause = rand::rng().random_range(150..700);
+    for k in 1..=KILLS {
+        let threshold = total * k / (KILLS + 2);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while acked.lock().unwrap().len() < threshold && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let pause = rand::rng().random_range(0..40);
         tokio::time::sleep(Duration::from_millis(pause)).await;
-        if acked.lock().unwrap().len() < PRODUCERS * JOBS_PER_PRODUCER {
+        if acked.lock().unwrap().len() < total {
             kills_mid_enqueue += 1;
         }
         server.kill9();
@@ -169,12 +177,11 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged_and_sigterm_exits_
     }
     // The test means something only if the kills landed while work was in flight.
     assert!(
-        kills_mid_enqueue >= 3,
+        kills_mid_enqueue >= KILLS - 1,
         "only {kills_mid_enqueue} kills happened while producers ran"
     );
 
     // Let the workers finish everything (expired leases are rescued and re-run).
-    let total = PRODUCERS * JOBS_PER_PRODUCER;
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let queue = crash_queue(&client, &url(&addr, "")).await;
