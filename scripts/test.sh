@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Runs every test of the repository: the Rust workspace (unit, conformance, end-to-end, crash and
-# shutdown tests against the real binary). Needs only the Rust toolchain; installs nothing else.
+# Runs every test of the repository: the Rust workspace (unit, conformance on both backends,
+# end-to-end on both backends, cluster, crash and shutdown tests against the real binary) and
+# the Python SDK's tests. Needs the Rust toolchain and Python 3; it starts a throwaway
+# PostgreSQL server itself (installing Debian's package when missing) and stops it at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-# Tests start real servers and real worker processes; keep the machine responsive.
 export RUST_BACKTRACE=1
+
+source scripts/postgres.sh
+start_test_postgres
+trap stop_test_postgres EXIT
 
 echo "== building"
 cargo build --workspace --all-targets --locked

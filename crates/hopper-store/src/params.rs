@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use hopper_types::lifecycle::Failure;
-use hopper_types::{Job, JobId, JobState, NewJob, Timestamp};
+use hopper_types::{Job, JobEvent, JobId, JobState, NewJob, Timestamp};
 use serde_json::value::RawValue;
 
 use crate::StoreError;
@@ -183,4 +183,66 @@ pub struct WorkerRunning {
     pub queues: Vec<String>,
     /// Jobs it holds.
     pub running: u64,
+}
+
+/// A job with its whole event history, as copied between stores by `hopper migrate`.
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    /// The job as stored (its lease token included, so running jobs keep their leases).
+    pub job: Job,
+    /// Its events, oldest first.
+    pub events: Vec<JobEvent>,
+}
+
+/// A remembered idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdempotencyKeyRecord {
+    /// Tenant.
+    pub namespace: String,
+    /// The key.
+    pub key: String,
+    /// The job it created.
+    pub job_id: JobId,
+    /// The content fingerprint later enqueues are compared with.
+    pub fingerprint: String,
+    /// When it was first used (retention counts from here).
+    pub created_at: Timestamp,
+}
+
+/// A queue's stored configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueRecord {
+    /// Tenant.
+    pub namespace: String,
+    /// Queue name.
+    pub name: String,
+    /// Paused queues hand out no leases.
+    pub paused: bool,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// Rows to copy into a store; rows whose key already exists there are skipped, so an
+/// interrupted copy can simply run again.
+#[derive(Debug, Clone, Default)]
+pub struct ImportBatch {
+    /// Jobs with their events (a job already present is skipped with its events).
+    pub jobs: Vec<JobRecord>,
+    /// Idempotency keys.
+    pub idempotency_keys: Vec<IdempotencyKeyRecord>,
+    /// Queue configurations.
+    pub queues: Vec<QueueRecord>,
+}
+
+/// How many rows a store holds, to verify a copy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreTotals {
+    /// Jobs, all namespaces and states.
+    pub jobs: u64,
+    /// Job events.
+    pub events: u64,
+    /// Remembered idempotency keys.
+    pub idempotency_keys: u64,
+    /// Configured queues.
+    pub queues: u64,
 }

@@ -41,6 +41,18 @@ impl QueueSignals {
         }
     }
 
+    /// Wakes every listener of every queue: after a lost notification channel, or as the slow
+    /// fallback poll of a shared store, every waiting worker looks again.
+    pub fn notify_all(&self) {
+        let all: Vec<Arc<Notify>> = {
+            let map = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+            map.values().cloned().collect()
+        };
+        for n in all {
+            n.notify_waiters();
+        }
+    }
+
     /// Registers interest in `queues` *now*: a notify that happens after this call wakes
     /// [`Listener::wait`], even if it happens before `wait` is first polled. Create the
     /// listener, then look for jobs, then wait: no wake-up can fall in between.

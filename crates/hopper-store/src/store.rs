@@ -1,7 +1,7 @@
 //! The [`Store`] trait.
 
 use async_trait::async_trait;
-use hopper_types::{Clock, Job, JobEvent, JobState, Timestamp};
+use hopper_types::{Clock, Job, JobEvent, JobId, JobState, Timestamp};
 
 use crate::params::*;
 use crate::{QueueSignals, StoreError};
@@ -101,6 +101,39 @@ pub trait Store: Send + Sync + 'static {
 
     /// Workers holding running jobs, with how many.
     async fn worker_running_list(&self, namespace: &str) -> Result<Vec<WorkerRunning>, StoreError>;
+
+    /// Takes or renews the lease named `name` for `holder` until `ttl_ms` from now, unless
+    /// another holder's lease on it is still live; true when `holder` holds it afterwards.
+    /// Nodes sharing a store run the singleton services only while they hold `maintenance`.
+    async fn leader_acquire(&self, name: &str, holder: &str, ttl_ms: i64)
+    -> Result<bool, StoreError>;
+
+    /// Gives up the lease `name` if `holder` holds it, so another node takes over at once.
+    async fn leader_resign(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+
+    /// Up to `limit` jobs of every namespace with their events, by id, after `after`.
+    async fn export_jobs(
+        &self,
+        after: Option<JobId>,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// Up to `limit` idempotency keys ordered by (namespace, key), after `after`.
+    async fn export_idempotency_keys(
+        &self,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> Result<Vec<IdempotencyKeyRecord>, StoreError>;
+
+    /// Every configured queue.
+    async fn export_queues(&self) -> Result<Vec<QueueRecord>, StoreError>;
+
+    /// Copies rows in, atomically, skipping those whose key is already present; returns how
+    /// many jobs were new.
+    async fn import(&self, batch: ImportBatch) -> Result<u64, StoreError>;
+
+    /// Row counts, to verify a copy.
+    async fn totals(&self) -> Result<StoreTotals, StoreError>;
 
     /// Succeeds when storage answers.
     async fn ping(&self) -> Result<(), StoreError>;

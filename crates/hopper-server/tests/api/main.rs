@@ -4,6 +4,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+/// Every server of this binary runs on the embedded store.
+const BACKEND: common::Backend = common::Backend::Sqlite;
+
 mod errors;
 mod jobs;
 mod leases;

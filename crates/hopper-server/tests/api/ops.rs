@@ -3,11 +3,10 @@
 use std::sync::Arc;
 
 use hopper_server::{ServerConfig, ServerError};
-use hopper_store::Store;
-use hopper_store_sqlite::{SqliteConfig, SqliteStore};
+use hopper_types::SystemClock;
 use serde_json::json;
 
-use crate::common::TestServer;
+use crate::common::{TestServer, open_store};
 
 #[tokio::test]
 async fn health_and_readiness() {
@@ -92,17 +91,14 @@ async fn openapi_document_is_served() {
     }
 }
 
-async fn open_store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
-    Arc::new(SqliteStore::open(SqliteConfig::new(dir.path())).unwrap())
-}
 
 #[tokio::test]
 async fn refuses_non_loopback_unless_insecure() {
-    let dir = tempfile::tempdir().unwrap();
+    let (store, _dir) = open_store(Arc::new(SystemClock)).await;
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
     let err = hopper_server::serve(
         ServerConfig::default(),
-        open_store(&dir).await,
+        store,
         listener,
         async {},
     )
@@ -110,14 +106,14 @@ async fn refuses_non_loopback_unless_insecure() {
     .unwrap_err();
     assert!(matches!(err, ServerError::NotLoopback(_)), "{err}");
 
-    let dir = tempfile::tempdir().unwrap();
+    let (store, _dir) = open_store(Arc::new(SystemClock)).await;
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
     let config = ServerConfig {
         insecure: true,
         ..ServerConfig::default()
     };
     // Allowed; stops at once because the shutdown future is already complete.
-    hopper_server::serve(config, open_store(&dir).await, listener, async {})
+    hopper_server::serve(config, store, listener, async {})
         .await
         .unwrap();
 }
@@ -129,8 +125,8 @@ async fn app_serves_without_a_socket_and_contains_panics() {
     use axum::routing::get;
     use tower::ServiceExt;
 
-    let dir = tempfile::tempdir().unwrap();
-    let state = hopper_server::AppState::new(ServerConfig::default(), open_store(&dir).await);
+    let (store, _dir) = open_store(Arc::new(SystemClock)).await;
+    let state = hopper_server::AppState::new(ServerConfig::default(), store);
     let resp = hopper_server::app(state.clone())
         .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
         .await

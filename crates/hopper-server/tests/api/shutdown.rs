@@ -60,7 +60,7 @@ async fn the_store_is_closed_after_serve_returns() {
     s.enqueue(json!({"kind": "k"})).await;
     let store = s.store.clone();
     s.stop().await.expect("serve returns Ok");
-    use hopper_store::{Store, StoreError};
+    use hopper_store::StoreError;
     assert!(matches!(
         store.job_promote_due(1).await,
         Err(StoreError::Unavailable(_))

@@ -1,7 +1,10 @@
 //! Test support shared by the end-to-end suites: start a real server (`hopper_server::serve`) on
-//! `127.0.0.1:0` over a real SQLite store in a temporary directory, and talk to it over HTTP.
+//! `127.0.0.1:0` over a real store, and talk to it over HTTP.
 //!
-//! Use it from a test binary with `#[path = "../common/mod.rs"] mod common;`.
+//! Use it from a test binary with `#[path = "../common/mod.rs"] mod common;`; the binary's
+//! root names the backend every server of it runs on, as `const BACKEND: common::Backend`:
+//! a SQLite file in a temporary directory, or a fresh database on the PostgreSQL server the
+//! test command started. The same test modules run against both.
 
 #![allow(dead_code)]
 
@@ -10,6 +13,7 @@ use std::time::Duration;
 
 use hopper_server::{ServerConfig, ServerError};
 use hopper_store::Store;
+use hopper_store_postgres::{PgConfig, PgStore};
 use hopper_store_sqlite::{Durability, SqliteConfig, SqliteStore};
 use hopper_types::{Clock, ManualClock, SystemClock, Timestamp};
 use reqwest::header::HeaderMap;
@@ -24,13 +28,47 @@ pub struct TestServer {
     /// A client with no default timeout (long polls take as long as they take).
     pub client: reqwest::Client,
     /// The store behind the server, for checks and for driving maintenance by hand.
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     /// The clock, when the server was started on a manual one.
     pub clock: Option<ManualClock>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), ServerError>>>,
     // Kept so the database lives as long as the server.
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The storage backends the suites run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded store in a temporary directory.
+    Sqlite,
+    /// A fresh database on the test PostgreSQL server.
+    Postgres,
+}
+
+/// Opens a new, empty store of the test binary's backend on `clock`; the directory (SQLite
+/// only) must outlive the store.
+pub async fn open_store(clock: Arc<dyn Clock>) -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+    match crate::BACKEND {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = SqliteStore::open(SqliteConfig {
+                data_dir: dir.path().to_path_buf(),
+                // Tests do not survive power loss anyway; relaxed keeps them fast.
+                durability: Durability::Relaxed,
+                clock,
+            })
+            .expect("open store");
+            (Arc::new(store), Some(dir))
+        }
+        Backend::Postgres => {
+            let mut config = PgConfig::new(hopper_store_postgres::testing::fresh_database_url().await);
+            config.pool_size = 8;
+            config.clock = clock;
+            let store = PgStore::connect(config).await.expect("connect store");
+            (Arc::new(store), None)
+        }
+    }
 }
 
 /// One HTTP answer.
@@ -88,29 +126,19 @@ impl TestServer {
 
     /// A server with `config`, on `clock` when given (else the system clock).
     pub async fn start_with(config: ServerConfig, clock: Option<ManualClock>) -> TestServer {
-        let dir = tempfile::tempdir().expect("temp dir");
         let clock_arc: Arc<dyn Clock> = match &clock {
             Some(c) => Arc::new(c.clone()),
             None => Arc::new(SystemClock),
         };
-        let store = Arc::new(
-            SqliteStore::open(SqliteConfig {
-                data_dir: dir.path().to_path_buf(),
-                // Tests do not survive power loss anyway; relaxed keeps them fast.
-                durability: Durability::Relaxed,
-                clock: clock_arc,
-            })
-            .expect("open store"),
-        );
+        let (store, dir) = open_store(clock_arc).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let dyn_store: Arc<dyn Store> = store.clone();
         let task = tokio::spawn(hopper_server::serve(
             config,
-            dyn_store,
+            store.clone(),
             listener,
             async move {
                 let _ = rx.await;

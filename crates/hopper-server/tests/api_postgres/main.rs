@@ -1,0 +1,24 @@
+//! The end-to-end API suite again, every server on PostgreSQL: the same test modules as
+//! `tests/api`, compiled against a fresh database per test on the server the test command
+//! started. A behaviour of the API holds on every backend, or it is a bug.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+/// Every server of this binary runs on PostgreSQL.
+const BACKEND: common::Backend = common::Backend::Postgres;
+
+#[path = "../api/errors.rs"]
+mod errors;
+#[path = "../api/jobs.rs"]
+mod jobs;
+#[path = "../api/leases.rs"]
+mod leases;
+#[path = "../api/maintenance.rs"]
+mod maintenance;
+#[path = "../api/ops.rs"]
+mod ops;
+#[path = "../api/queues.rs"]
+mod queues;
+#[path = "../api/shutdown.rs"]
+mod shutdown;

@@ -1,0 +1,178 @@
+//! Copying whole stores (`hopper migrate`): pages of rows out in key order, rows in with
+//! existing keys skipped, so an interrupted copy resumes by running again.
+
+use std::collections::{HashMap, HashSet};
+
+use hopper_store::{
+    IdempotencyKeyRecord, ImportBatch, JobRecord, QueueRecord, StoreError, StoreTotals,
+};
+use hopper_types::{JobId, JobState, Timestamp};
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use crate::error::db_error;
+use crate::rows::{EventColumns, JobColumns, decode_event, decode_job};
+use crate::write_set::WriteSet;
+
+pub(crate) async fn export_jobs(
+    conn: &mut PgConnection,
+    after: Option<JobId>,
+    limit: usize,
+) -> Result<Vec<JobRecord>, StoreError> {
+    let rows = sqlx::query("SELECT body, lease_ms FROM hopper.jobs WHERE ($1::uuid IS NULL OR id > $1)
+         ORDER BY id LIMIT $2")
+    .bind(after.map(|a| a.0))
+    .bind(limit as i64)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let mut records = Vec::with_capacity(rows.len());
+    let mut at: HashMap<JobId, usize> = HashMap::new();
+    for row in &rows {
+        let job = decode_job(row)?;
+        at.insert(job.id, records.len());
+        records.push(JobRecord {
+            job,
+            events: Vec::new(),
+        });
+    }
+    let ids: Vec<Uuid> = records.iter().map(|r| r.job.id.0).collect();
+    let events = sqlx::query(
+        "SELECT seq, job_id, from_state, to_state, at, actor, reason FROM hopper.job_events
+         WHERE job_id = ANY($1) ORDER BY seq",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    for row in &events {
+        let e = decode_event(row)?;
+        if let Some(&i) = at.get(&e.job_id) {
+            records[i].events.push(e);
+        }
+    }
+    Ok(records)
+}
+
+pub(crate) async fn export_idempotency_keys(
+    conn: &mut PgConnection,
+    after: Option<(String, String)>,
+    limit: usize,
+) -> Result<Vec<IdempotencyKeyRecord>, StoreError> {
+    let (ns, key) = after.unzip();
+    let rows = sqlx::query(
+        "SELECT namespace, key, job_id, fingerprint, created_at FROM hopper.idempotency_keys
+         WHERE $1::text IS NULL OR (namespace, key) > ($1, $2)
+         ORDER BY namespace, key LIMIT $3",
+    )
+    .bind(ns)
+    .bind(key)
+    .bind(limit as i64)
+    .fetch_all(conn)
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(|r| {
+            Ok(IdempotencyKeyRecord {
+                namespace: r.try_get(0).map_err(db_error)?,
+                key: r.try_get(1).map_err(db_error)?,
+                job_id: JobId(r.try_get(2).map_err(db_error)?),
+                fingerprint: r.try_get(3).map_err(db_error)?,
+                created_at: Timestamp(r.try_get(4).map_err(db_error)?),
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn export_queues(conn: &mut PgConnection) -> Result<Vec<QueueRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT namespace, name, paused, updated_at FROM hopper.queues ORDER BY namespace, name",
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(|r| {
+            Ok(QueueRecord {
+                namespace: r.try_get(0).map_err(db_error)?,
+                name: r.try_get(1).map_err(db_error)?,
+                paused: r.try_get(2).map_err(db_error)?,
+                updated_at: Timestamp(r.try_get(3).map_err(db_error)?),
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn import(
+    conn: &mut PgConnection,
+    ws: &mut WriteSet,
+    batch: ImportBatch,
+) -> Result<u64, StoreError> {
+    let mut cols = JobColumns::default();
+    for r in &batch.jobs {
+        cols.push(&r.job)?;
+    }
+    let new: HashSet<Uuid> = cols.insert(conn).await?.into_iter().collect();
+    let mut events = EventColumns::default();
+    for r in batch.jobs.iter().filter(|r| new.contains(&r.job.id.0)) {
+        for e in &r.events {
+            events.push(r.job.id, &r.job.namespace, e.from, e.to, e.at, &e.actor, &e.reason);
+        }
+        if r.job.state == JobState::Available {
+            ws.wake(&r.job.namespace, &r.job.queue);
+        }
+    }
+    events.insert(conn).await?;
+
+    if !batch.idempotency_keys.is_empty() {
+        let k = &batch.idempotency_keys;
+        sqlx::query(
+            "INSERT INTO hopper.idempotency_keys (namespace, key, job_id, fingerprint, created_at)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[], $5::bigint[])
+             ON CONFLICT (namespace, key) DO NOTHING",
+        )
+        .bind(k.iter().map(|r| r.namespace.clone()).collect::<Vec<_>>())
+        .bind(k.iter().map(|r| r.key.clone()).collect::<Vec<_>>())
+        .bind(k.iter().map(|r| r.job_id.0).collect::<Vec<_>>())
+        .bind(k.iter().map(|r| r.fingerprint.clone()).collect::<Vec<_>>())
+        .bind(k.iter().map(|r| r.created_at.as_millis()).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    }
+    if !batch.queues.is_empty() {
+        let q = &batch.queues;
+        sqlx::query(
+            "INSERT INTO hopper.queues (namespace, name, paused, updated_at)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::boolean[], $4::bigint[])
+             ON CONFLICT (namespace, name) DO NOTHING",
+        )
+        .bind(q.iter().map(|r| r.namespace.clone()).collect::<Vec<_>>())
+        .bind(q.iter().map(|r| r.name.clone()).collect::<Vec<_>>())
+        .bind(q.iter().map(|r| r.paused).collect::<Vec<_>>())
+        .bind(q.iter().map(|r| r.updated_at.as_millis()).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(new.len() as u64)
+}
+
+pub(crate) async fn totals(conn: &mut PgConnection) -> Result<StoreTotals, StoreError> {
+    let row = sqlx::query(
+        "SELECT (SELECT count(*) FROM hopper.jobs), (SELECT count(*) FROM hopper.job_events),
+                (SELECT count(*) FROM hopper.idempotency_keys), (SELECT count(*) FROM hopper.queues)",
+    )
+    .fetch_one(conn)
+    .await
+    .map_err(db_error)?;
+    let get = |i: usize| -> Result<u64, StoreError> {
+        Ok(row.try_get::<i64, _>(i).map_err(db_error)? as u64)
+    };
+    Ok(StoreTotals {
+        jobs: get(0)?,
+        events: get(1)?,
+        idempotency_keys: get(2)?,
+        queues: get(3)?,
+    })
+}

@@ -1,0 +1,150 @@
+//! Enqueue: all jobs of a call or none, with idempotency keys claimed atomically across nodes.
+//!
+//! Keys are claimed with `INSERT ... ON CONFLICT DO NOTHING` on the `(namespace, key)` primary
+//! key: of two transactions enqueuing one key through different nodes, the second waits on the
+//! first's uncommitted row, then finds the key taken and answers the first's job. No lock is
+//! held beyond the unique index, and no read-then-write race is possible.
+
+use std::collections::HashMap;
+
+use hopper_store::{Inserted, StoreError};
+use hopper_types::{JobId, NewJob, lifecycle};
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use crate::error::db_error;
+use crate::rows::{decode_job};
+use crate::write_set::WriteSet;
+
+/// A key already held by another job: its id and content fingerprint.
+struct HeldKey {
+    job_id: JobId,
+    fingerprint: String,
+}
+
+pub(crate) async fn insert_many(
+    conn: &mut PgConnection,
+    ws: &mut WriteSet,
+    jobs: Vec<NewJob>,
+    actor: &str,
+) -> Result<Vec<Inserted>, StoreError> {
+    let held = claim_keys(conn, &jobs, ws.now).await?;
+    let mut out = Vec::with_capacity(jobs.len());
+    let mut duplicates = Vec::new();
+    for (index, new) in jobs.into_iter().enumerate() {
+        if let Some(h) = new
+            .idempotency_key
+            .as_ref()
+            .and_then(|k| held.get(&(new.namespace.clone(), k.clone())))
+        {
+            if h.fingerprint != new.fingerprint() {
+                return Err(StoreError::IdempotencyConflict {
+                    index,
+                    existing: h.job_id,
+                });
+            }
+            duplicates.push((out.len(), new.namespace.clone()));
+            out.push(Inserted {
+                job: None,
+                id: h.job_id,
+                duplicate: true,
+            });
+            continue;
+        }
+        let (job, change) = lifecycle::insert(new, ws.now);
+        ws.inserted(&job, change, actor);
+        out.push(Inserted {
+            id: job.id,
+            job: Some(job),
+            duplicate: false,
+        });
+    }
+    if !duplicates.is_empty() {
+        let ids: Vec<Uuid> = duplicates.iter().map(|(i, _)| out[*i].id.0).collect();
+        let rows = sqlx::query("SELECT body, lease_ms, namespace FROM hopper.jobs WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        let mut found = HashMap::new();
+        for row in &rows {
+            let job = decode_job(row)?;
+            found.insert(job.id, job);
+        }
+        for (i, ns) in duplicates {
+            // The key outlives its job: a deleted or pruned job answers with its id only.
+            out[i].job = found.remove(&out[i].id).filter(|j| j.namespace == ns);
+        }
+    }
+    Ok(out)
+}
+
+/// Claims the idempotency keys of `jobs` for them; returns the keys other jobs already held.
+async fn claim_keys(
+    conn: &mut PgConnection,
+    jobs: &[NewJob],
+    now: hopper_types::Timestamp,
+) -> Result<HashMap<(String, String), HeldKey>, StoreError> {
+    let mut namespaces = Vec::new();
+    let mut keys = Vec::new();
+    let mut ids = Vec::new();
+    let mut fingerprints = Vec::new();
+    for j in jobs {
+        if let Some(k) = &j.idempotency_key {
+            namespaces.push(j.namespace.clone());
+            keys.push(k.clone());
+            ids.push(j.id.0);
+            fingerprints.push(j.fingerprint());
+        }
+    }
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let claimed: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO hopper.idempotency_keys (namespace, key, job_id, fingerprint, created_at)
+         SELECT ns, k, id, fp, $5 FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[])
+             AS u(ns, k, id, fp)
+         ON CONFLICT (namespace, key) DO NOTHING
+         RETURNING job_id",
+    )
+    .bind(&namespaces)
+    .bind(&keys)
+    .bind(&ids)
+    .bind(&fingerprints)
+    .bind(now.as_millis())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    if claimed.len() == keys.len() {
+        return Ok(HashMap::new());
+    }
+    let rows = sqlx::query(
+        "SELECT k.namespace, k.key, k.job_id, k.fingerprint FROM hopper.idempotency_keys k
+         JOIN UNNEST($1::text[], $2::text[], $3::uuid[]) AS u(ns, key, id)
+             ON k.namespace = u.ns AND k.key = u.key AND k.job_id <> u.id",
+    )
+    .bind(&namespaces)
+    .bind(&keys)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let mut held = HashMap::new();
+    for r in rows {
+        let e = db_error;
+        held.insert(
+            (r.try_get(0).map_err(e)?, r.try_get(1).map_err(e)?),
+            HeldKey {
+                job_id: JobId(r.try_get(2).map_err(e)?),
+                fingerprint: r.try_get(3).map_err(e)?,
+            },
+        );
+    }
+    if held.len() + claimed.len() != keys.len() {
+        // A key was taken and then pruned between the two statements: rare, and safe to retry.
+        return Err(StoreError::Unavailable(
+            "an idempotency key changed hands during the enqueue; try again".into(),
+        ));
+    }
+    Ok(held)
+}

@@ -1,0 +1,135 @@
+//! Versioned migrations, applied at connect under an advisory lock so that nodes starting
+//! together migrate once: the first takes the lock and migrates, the others wait for it and
+//! then find nothing left to do.
+//!
+//! Everything lives in the `hopper` schema, so Hopper can share a database with the
+//! application that enqueues inside its own transactions (see [`crate::enqueue_in`]).
+//! Timestamps are milliseconds since the epoch as `bigint`, stamped by the store's clock, the
+//! same as the embedded store, so every backend computes time identically.
+
+use sqlx::PgPool;
+
+use crate::error::db_error;
+use hopper_store::StoreError;
+
+/// Key of the advisory lock held while migrating ("hopper" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0068_6f70_7065_72;
+
+/// (version, SQL). Append only: never edit a migration that has shipped.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE hopper.jobs (
+    id           uuid PRIMARY KEY,
+    namespace    text NOT NULL,
+    queue        text NOT NULL,
+    kind         text NOT NULL,
+    state        text NOT NULL,
+    priority     integer NOT NULL,
+    available_at bigint NOT NULL,
+    rescue_at    bigint,
+    finished_at  bigint,
+    created_at   bigint NOT NULL,
+    lease_ms     bigint NOT NULL DEFAULT 0,
+    worker_id    text,
+    tags         text[] NOT NULL,
+    body         text NOT NULL
+);
+-- The lease path: the head of each queue, in lease order. Partial, so leasing cost stays flat
+-- however many jobs are scheduled, running or finished.
+CREATE INDEX jobs_available ON hopper.jobs (namespace, queue, priority DESC, available_at, id)
+    WHERE state = 'available';
+-- The promoter: waiting jobs by due time.
+CREATE INDEX jobs_due ON hopper.jobs (available_at) WHERE state IN ('scheduled', 'retryable');
+-- The rescuer (and the running-job listings): running jobs by when their lease runs out.
+CREATE INDEX jobs_rescue ON hopper.jobs (rescue_at) WHERE state = 'running';
+-- Retention: finished jobs by state and finish time.
+CREATE INDEX jobs_finished ON hopper.jobs (state, finished_at)
+    WHERE state IN ('completed', 'dead', 'cancelled');
+-- Listing, purging and retrying finished jobs by queue, newest first.
+CREATE INDEX jobs_finished_by_queue ON hopper.jobs (namespace, state, queue, id)
+    WHERE state IN ('completed', 'dead', 'cancelled');
+
+CREATE TABLE hopper.job_events (
+    seq        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id     uuid NOT NULL,
+    namespace  text NOT NULL,
+    from_state text,
+    to_state   text NOT NULL,
+    at         bigint NOT NULL,
+    actor      text NOT NULL,
+    reason     text NOT NULL
+);
+CREATE INDEX job_events_job ON hopper.job_events (job_id, seq);
+
+CREATE TABLE hopper.idempotency_keys (
+    namespace   text NOT NULL,
+    key         text NOT NULL,
+    job_id      uuid NOT NULL,
+    fingerprint text NOT NULL,
+    created_at  bigint NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+CREATE INDEX idempotency_keys_created ON hopper.idempotency_keys (created_at);
+
+CREATE TABLE hopper.queues (
+    namespace  text NOT NULL,
+    name       text NOT NULL,
+    paused     boolean NOT NULL DEFAULT false,
+    updated_at bigint NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+
+-- Named leases that elect one node to run each singleton service.
+CREATE TABLE hopper.leader_leases (
+    name       text PRIMARY KEY,
+    holder     text NOT NULL,
+    expires_at bigint NOT NULL
+);
+"#,
+)];
+
+/// The newest schema version this build knows.
+pub(crate) fn latest_version() -> i64 {
+    MIGRATIONS.last().map(|(v, _)| *v).unwrap_or(0)
+}
+
+/// Applies every migration newer than the database's version in one transaction (PostgreSQL's
+/// DDL is transactional: a failed migration leaves nothing half done), under an advisory lock.
+pub(crate) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    sqlx::raw_sql(
+        "CREATE SCHEMA IF NOT EXISTS hopper;
+         CREATE TABLE IF NOT EXISTS hopper.schema_migrations (
+             version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let current: i64 =
+        sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM hopper.schema_migrations")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+    if current > latest_version() {
+        return Err(StoreError::Unavailable(format!(
+            "the database's schema (version {current}) is newer than this Hopper knows ({}): upgrade Hopper",
+            latest_version()
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        sqlx::raw_sql(*sql).execute(&mut *tx).await.map_err(db_error)?;
+        sqlx::query("INSERT INTO hopper.schema_migrations (version) VALUES ($1)")
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tracing::info!(version, "applied migration");
+    }
+    tx.commit().await.map_err(db_error)
+}

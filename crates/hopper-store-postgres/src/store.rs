@@ -1,0 +1,368 @@
+//! [`PgStore`]: the [`Store`] implementation over a connection pool.
+
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hopper_store::*;
+use hopper_types::{Clock, Job, JobEvent, JobId, JobState, Timestamp};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::PgConfig;
+use crate::error::db_error;
+use crate::ops;
+use crate::write_set::WriteSet;
+
+/// How long a call waits for a pooled connection before answering `Unavailable`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The PostgreSQL store of one node. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct PgStore {
+    pool: PgPool,
+    signals: Arc<QueueSignals>,
+    clock: Arc<dyn Clock>,
+    // This node's name on the notification channel, so it skips its own notifications.
+    node: String,
+    stop: CancellationToken,
+    listener: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses a `postgres://` URL into connect options with Hopper's session settings.
+pub(crate) fn connect_options(config: &PgConfig) -> Result<PgConnectOptions, StoreError> {
+    let opts = PgConnectOptions::from_str(&config.url).map_err(|e| StoreError::InvalidArgument {
+        field: "database_url".into(),
+        message: format!("not a valid PostgreSQL URL: {e}"),
+    })?;
+    Ok(opts.application_name("hopper").options([(
+        "statement_timeout",
+        config.statement_timeout.as_millis().to_string(),
+    )]))
+}
+
+impl PgStore {
+    /// Connects, applies migrations (once, however many nodes start together) and starts
+    /// listening for other nodes' wake-ups.
+    pub async fn connect(config: PgConfig) -> Result<PgStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(config.pool_size.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(connect_options(&config)?)
+            .await
+            .map_err(db_error)?;
+        crate::schema::migrate(&pool).await?;
+        let signals = Arc::new(QueueSignals::new());
+        let node = uuid::Uuid::now_v7().to_string();
+        let stop = CancellationToken::new();
+        let listener = tokio::spawn(crate::notify::listen(
+            pool.clone(),
+            node.clone(),
+            signals.clone(),
+            config.fallback_poll,
+            stop.clone(),
+        ));
+        Ok(PgStore {
+            pool,
+            signals,
+            clock: config.clock,
+            node,
+            stop,
+            listener: Mutex::new(Some(listener)),
+        })
+    }
+
+    async fn begin(&self) -> Result<(Transaction<'static, Postgres>, WriteSet), StoreError> {
+        let tx = self.pool.begin().await.map_err(db_error)?;
+        Ok((tx, WriteSet::new(self.clock.now())))
+    }
+
+    /// Writes the transaction's changes, commits, then wakes this node's waiting workers.
+    async fn commit(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        ws: WriteSet,
+    ) -> Result<(), StoreError> {
+        let wake = ws.flush(&mut tx, &self.node).await?;
+        tx.commit().await.map_err(db_error)?;
+        for (ns, q) in wake {
+            self.signals.notify(&ns, &q);
+        }
+        Ok(())
+    }
+
+    async fn conn(&self) -> Result<sqlx::pool::PoolConnection<Postgres>, StoreError> {
+        self.pool.acquire().await.map_err(db_error)
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn job_insert_many(&self, params: JobInsertParams) -> Result<Vec<Inserted>, StoreError> {
+        let (mut tx, mut ws) = self.begin().await?;
+        let out = ops::insert::insert_many(&mut tx, &mut ws, params.jobs, &params.actor).await?;
+        self.commit(tx, ws).await?;
+        Ok(out)
+    }
+
+    async fn job_get(&self, job: &JobRef) -> Result<Job, StoreError> {
+        ops::read::get(&mut *self.conn().await?, job).await
+    }
+
+    async fn job_list(&self, params: &JobListParams) -> Result<JobPage, StoreError> {
+        ops::read::list(&mut *self.conn().await?, params).await
+    }
+
+    async fn job_events(&self, job: &JobRef) -> Result<Vec<JobEvent>, StoreError> {
+        ops::read::events(&mut *self.conn().await?, job).await
+    }
+
+    async fn job_lease_many(&self, params: JobLeaseParams) -> Result<Vec<Job>, StoreError> {
+        let (mut tx, mut ws) = self.begin().await?;
+        let jobs = ops::lease::lease_many(&mut tx, &mut ws, params).await?;
+        if jobs.is_empty() {
+            // Nothing to write: end the read-only transaction without a commit record.
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(jobs);
+        }
+        self.commit(tx, ws).await?;
+        Ok(jobs)
+    }
+
+    async fn job_heartbeat(&self, params: JobHeartbeatParams) -> Result<Heartbeat, StoreError> {
+        let (mut tx, mut ws) = self.begin().await?;
+        let hb = ops::outcome::heartbeat(&mut tx, &mut ws, params).await?;
+        self.commit(tx, ws).await?;
+        Ok(hb)
+    }
+
+    async fn job_ack_many(&self, acks: Vec<JobAck>) -> Result<AckResults, StoreError> {
+        let (mut tx, mut ws) = self.begin().await?;
+        let results = ops::outcome::ack_many(&mut tx, &mut ws, acks).await?;
+        self.commit(tx, ws).await?;
+        Ok(results)
+    }
+
+    async fn job_cancel(&self, job: &JobRef, actor: &str) -> Result<Job, StoreError> {
+        let (mut tx, mut ws) = self.begin().await?;
+        let out = ops::admin::cancel(&mut tx, &mut ws, job, actor).await?;
+        self.commit(tx, ws).await?;
+        Ok(out)
+    }
+
+    async fn job_retry(&self, job: &JobRef, actor: &str) -> Result<Job, StoreError> {
+        let (mut tx, mut ws) = self.begin().await?;
+        let out = ops::admin::retry(&mut tx, &mut ws, job, actor).await?;
+        self.commit(tx, ws).await?;
+        Ok(out)
+    }
+
+    async fn job_delete(&self, job: &JobRef) -> Result<(), StoreError> {
+        let (mut tx, ws) = self.begin().await?;
+        ops::admin::delete(&mut tx, job).await?;
+        self.commit(tx, ws).await
+    }
+
+    async fn job_promote_due(&self, limit: usize) -> Result<u64, StoreError> {
+        let (mut tx, mut ws) = self.begin().await?;
+        let n = ops::maintenance::promote_due(&mut tx, &mut ws, limit).await?;
+        self.commit(tx, ws).await?;
+        Ok(n)
+    }
+
+    async fn job_next_due_at(&self) -> Result<Option<Timestamp>, StoreError> {
+        ops::read::next_due_at(&mut *self.conn().await?).await
+    }
+
+    async fn job_rescue_expired(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let (mut tx, mut ws) = self.begin().await?;
+        let jobs = ops::maintenance::rescue_expired(&mut tx, &mut ws, limit).await?;
+        self.commit(tx, ws).await?;
+        Ok(jobs)
+    }
+
+    async fn job_max_outstanding_lease_ms(&self) -> Result<i64, StoreError> {
+        ops::read::max_outstanding_lease_ms(&mut *self.conn().await?).await
+    }
+
+    async fn job_prune_finished(&self, params: JobPruneParams) -> Result<u64, StoreError> {
+        let (mut tx, ws) = self.begin().await?;
+        let n = ops::maintenance::prune_finished(&mut tx, &params).await?;
+        self.commit(tx, ws).await?;
+        Ok(n)
+    }
+
+    async fn idempotency_key_prune(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        ops::maintenance::idempotency_key_prune(&mut *self.conn().await?, before, limit).await
+    }
+
+    async fn queue_list(&self, namespace: &str) -> Result<Vec<QueueInfo>, StoreError> {
+        let now = self.clock.now();
+        ops::queue::infos(&mut *self.conn().await?, namespace, None, now).await
+    }
+
+    async fn queue_get(&self, namespace: &str, name: &str) -> Result<QueueInfo, StoreError> {
+        let now = self.clock.now();
+        let mut infos = ops::queue::infos(&mut *self.conn().await?, namespace, Some(name), now).await?;
+        infos
+            .pop()
+            .ok_or_else(|| StoreError::Internal("queue info missing".into()))
+    }
+
+    async fn queue_set_paused(
+        &self,
+        namespace: &str,
+        name: &str,
+        paused: bool,
+    ) -> Result<QueueInfo, StoreError> {
+        let (mut tx, mut ws) = self.begin().await?;
+        ops::queue::set_paused(&mut tx, &mut ws, namespace, name, paused).await?;
+        self.commit(tx, ws).await?;
+        self.queue_get(namespace, name).await
+    }
+
+    async fn queue_retry_dead(
+        &self,
+        namespace: &str,
+        name: &str,
+        actor: &str,
+    ) -> Result<u64, StoreError> {
+        // In chunks, each its own transaction, so a huge dead-letter queue never holds
+        // thousands of row locks for long.
+        let mut total = 0;
+        loop {
+            let (mut tx, mut ws) = self.begin().await?;
+            let n = ops::queue::retry_dead_chunk(&mut tx, &mut ws, namespace, name, actor).await?;
+            self.commit(tx, ws).await?;
+            total += n;
+            if (n as usize) < ops::queue::BULK_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn queue_purge(
+        &self,
+        namespace: &str,
+        name: &str,
+        state: JobState,
+    ) -> Result<u64, StoreError> {
+        if !state.is_finished() {
+            return Err(StoreError::InvalidArgument {
+                field: "state".into(),
+                message: "only completed, dead or cancelled jobs can be purged".into(),
+            });
+        }
+        let mut total = 0;
+        loop {
+            let (mut tx, ws) = self.begin().await?;
+            let n = ops::queue::purge_chunk(&mut tx, namespace, name, state).await?;
+            self.commit(tx, ws).await?;
+            total += n;
+            if (n as usize) < ops::queue::BULK_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn worker_running_list(&self, namespace: &str) -> Result<Vec<WorkerRunning>, StoreError> {
+        ops::read::worker_running_list(&mut *self.conn().await?, namespace).await
+    }
+
+    async fn leader_acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        ops::leader::acquire(&mut *self.conn().await?, now, name, holder, ttl_ms).await
+    }
+
+    async fn leader_resign(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        ops::leader::resign(&mut *self.conn().await?, name, holder).await
+    }
+
+    async fn export_jobs(
+        &self,
+        after: Option<JobId>,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        ops::export::export_jobs(&mut *self.conn().await?, after, limit).await
+    }
+
+    async fn export_idempotency_keys(
+        &self,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> Result<Vec<IdempotencyKeyRecord>, StoreError> {
+        ops::export::export_idempotency_keys(&mut *self.conn().await?, after, limit).await
+    }
+
+    async fn export_queues(&self) -> Result<Vec<QueueRecord>, StoreError> {
+        ops::export::export_queues(&mut *self.conn().await?).await
+    }
+
+    async fn import(&self, batch: ImportBatch) -> Result<u64, StoreError> {
+        let (mut tx, mut ws) = self.begin().await?;
+        let n = ops::export::import(&mut tx, &mut ws, batch).await?;
+        self.commit(tx, ws).await?;
+        Ok(n)
+    }
+
+    async fn totals(&self) -> Result<StoreTotals, StoreError> {
+        ops::export::totals(&mut *self.conn().await?).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        // Every answered change is already committed (PostgreSQL's own durability applies);
+        // closing only stops the listener and the pool.
+        self.stop.cancel();
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(h) = listener {
+            let _ = h.await;
+        }
+        self.pool.close().await;
+        Ok(())
+    }
+
+    fn signals(&self) -> &QueueSignals {
+        &self.signals
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
