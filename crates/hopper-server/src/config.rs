@@ -4,7 +4,7 @@
 
 use hopper_types::Limits;
 
-use crate::maintenance::{PromoterConfig, PrunerConfig, RescuerConfig};
+use crate::maintenance::{LeadershipConfig, PromoterConfig, PrunerConfig, RescuerConfig};
 
 const DAY_MS: i64 = 24 * 3_600_000;
 
@@ -40,6 +40,8 @@ pub struct MaintenanceConfig {
     pub rescuer: RescuerConfig,
     /// Removes finished jobs past retention and expired idempotency keys.
     pub pruner: PrunerConfig,
+    /// Which node of several sharing a store runs the services.
+    pub leadership: LeadershipConfig,
 }
 
 /// Everything [`crate::serve`] and [`crate::app`] need besides the store and the socket.
@@ -62,6 +64,9 @@ pub struct ServerConfig {
     pub worker_seen_window_ms: i64,
     /// Background services.
     pub maintenance: MaintenanceConfig,
+    /// This node's name among nodes sharing a store (in leader election and logs); a fresh
+    /// unique name by default.
+    pub node_id: String,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +79,7 @@ impl Default for ServerConfig {
             shutdown_drain_ms: 0,
             worker_seen_window_ms: 60_000,
             maintenance: MaintenanceConfig::default(),
+            node_id: format!("node-{}", uuid::Uuid::now_v7().simple()),
         }
     }
 }

@@ -73,6 +73,7 @@ pub async fn serve(
         .validate()
         .and_then(|_| config.maintenance.rescuer.validate())
         .and_then(|_| config.maintenance.pruner.validate())
+        .and_then(|_| config.maintenance.leadership.validate())
         .map_err(ServerError::Config)?;
 
     let signal = Shutdown::new();
@@ -80,6 +81,7 @@ pub async fn serve(
     let mut services = maintenance::Services::start(
         store.clone(),
         &config,
+        config.node_id.clone(),
         state.metrics().clone(),
         signal.child_token(),
     );

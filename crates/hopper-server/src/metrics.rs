@@ -63,6 +63,7 @@ pub struct Metrics {
     queue_latency: HistogramFamily,
     run_time: HistogramFamily,
     http_requests: Family<HttpLabels, Counter>,
+    leader: Gauge,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -90,6 +91,7 @@ impl Metrics {
         let queue_latency: HistogramFamily = Family::new_with_constructor(seconds_histogram);
         let run_time: HistogramFamily = Family::new_with_constructor(seconds_histogram);
         let http_requests = Family::<HttpLabels, Counter>::default();
+        let leader = Gauge::default();
 
         // Counter names get their `_total` suffix from the encoder.
         registry.register(
@@ -143,7 +145,14 @@ impl Metrics {
             http_requests.clone(),
         );
 
+        registry.register(
+            "hopper_leader",
+            "1 while this node runs the maintenance services (leads its store's nodes), else 0",
+            leader.clone(),
+        );
+
         Metrics {
+            leader,
             registry,
             scrape: Mutex::new(()),
             enqueued,
@@ -163,6 +172,11 @@ impl Metrics {
         QueueLabels {
             queue: q.to_string(),
         }
+    }
+
+    /// This node became (true) or stopped being (false) the maintenance leader.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// A job was created in `queue`.

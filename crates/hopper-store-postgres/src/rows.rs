@@ -7,7 +7,6 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-
 // Every job query selects `body, lease_ms` first: see [`decode_job`].
 
 /// A job from a row whose first columns are `body, lease_ms`.

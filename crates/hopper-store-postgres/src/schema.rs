@@ -123,7 +123,10 @@ pub(crate) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         )));
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        sqlx::raw_sql(*sql).execute(&mut *tx).await.map_err(db_error)?;
+        sqlx::raw_sql(*sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         sqlx::query("INSERT INTO hopper.schema_migrations (version) VALUES ($1)")
             .bind(version)
             .execute(&mut *tx)

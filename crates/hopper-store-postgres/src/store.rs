@@ -41,10 +41,11 @@ impl std::fmt::Debug for PgStore {
 
 /// Parses a `postgres://` URL into connect options with Hopper's session settings.
 pub(crate) fn connect_options(config: &PgConfig) -> Result<PgConnectOptions, StoreError> {
-    let opts = PgConnectOptions::from_str(&config.url).map_err(|e| StoreError::InvalidArgument {
-        field: "database_url".into(),
-        message: format!("not a valid PostgreSQL URL: {e}"),
-    })?;
+    let opts =
+        PgConnectOptions::from_str(&config.url).map_err(|e| StoreError::InvalidArgument {
+            field: "database_url".into(),
+            message: format!("not a valid PostgreSQL URL: {e}"),
+        })?;
     Ok(opts.application_name("hopper").options([(
         "statement_timeout",
         config.statement_timeout.as_millis().to_string(),
@@ -217,7 +218,8 @@ impl Store for PgStore {
 
     async fn queue_get(&self, namespace: &str, name: &str) -> Result<QueueInfo, StoreError> {
         let now = self.clock.now();
-        let mut infos = ops::queue::infos(&mut *self.conn().await?, namespace, Some(name), now).await?;
+        let mut infos =
+            ops::queue::infos(&mut *self.conn().await?, namespace, Some(name), now).await?;
         infos
             .pop()
             .ok_or_else(|| StoreError::Internal("queue info missing".into()))

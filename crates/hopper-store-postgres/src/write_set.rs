@@ -81,11 +81,7 @@ impl WriteSet {
 
     /// Workers of `queue` should look again once this commits.
     pub(crate) fn wake(&mut self, namespace: &str, queue: &str) {
-        if !self
-            .wake
-            .iter()
-            .any(|(n, q)| n == namespace && q == queue)
-        {
+        if !self.wake.iter().any(|(n, q)| n == namespace && q == queue) {
             self.wake.push((namespace.to_string(), queue.to_string()));
         }
     }

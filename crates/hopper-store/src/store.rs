@@ -105,8 +105,12 @@ pub trait Store: Send + Sync + 'static {
     /// Takes or renews the lease named `name` for `holder` until `ttl_ms` from now, unless
     /// another holder's lease on it is still live; true when `holder` holds it afterwards.
     /// Nodes sharing a store run the singleton services only while they hold `maintenance`.
-    async fn leader_acquire(&self, name: &str, holder: &str, ttl_ms: i64)
-    -> Result<bool, StoreError>;
+    async fn leader_acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError>;
 
     /// Gives up the lease `name` if `holder` holds it, so another node takes over at once.
     async fn leader_resign(&self, name: &str, holder: &str) -> Result<(), StoreError>;

@@ -7,7 +7,11 @@
 //! jitter (so several servers restarted together do not hit storage in lockstep) and ends when
 //! its stop token is cancelled. [`Services`] starts them together and stops them together;
 //! stopping twice does no harm.
+//!
+//! They are singletons across nodes sharing a store: [`leadership`] runs them only on the node
+//! that holds the store's `maintenance` lease (on the embedded store, that is always this one).
 
+pub mod leadership;
 pub mod promoter;
 pub mod pruner;
 pub mod rescuer;
@@ -20,6 +24,7 @@ use rand::Rng;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use leadership::LeadershipConfig;
 pub use promoter::{PromoteReport, Promoter, PromoterConfig};
 pub use pruner::{PruneReport, Pruner, PrunerConfig};
 pub use rescuer::{RescueReport, Rescuer, RescuerConfig};
@@ -51,47 +56,80 @@ pub fn jitter(max: Duration) -> Duration {
 /// The running maintenance services.
 pub struct Services {
     stop: CancellationToken,
-    handles: Vec<(&'static str, JoinHandle<()>)>,
+    handle: Option<JoinHandle<()>>,
 }
 
 impl Services {
-    /// Starts every service over `store` (unless `config.maintenance.disabled`), stopped by
-    /// cancelling `stop` or by [`Services::stop`].
+    /// Starts leader election over `store` as `node` (unless `config.maintenance.disabled`);
+    /// while this node leads, every service runs. Stopped by cancelling `stop` or by
+    /// [`Services::stop`].
     pub fn start(
         store: Arc<dyn Store>,
         config: &ServerConfig,
+        node: String,
         metrics: Arc<Metrics>,
         stop: CancellationToken,
     ) -> Services {
-        let mut handles = Vec::new();
-        if !config.maintenance.disabled {
-            let promoter = Promoter::new(store.clone(), config.maintenance.promoter.clone());
-            handles.push(("promoter", tokio::spawn(promoter.run(stop.clone()))));
-            let rescuer = Rescuer::new(store.clone(), config.maintenance.rescuer.clone());
-            handles.push((
-                "rescuer",
-                tokio::spawn(rescuer.run(stop.clone(), move |r: &RescueReport| {
-                    metrics.leases_rescued(&r.jobs)
-                })),
-            ));
-            let pruner = Pruner::new(
-                store,
-                config.maintenance.pruner.clone(),
-                config.retention.clone(),
-                config.idempotency_key_ttl_ms,
-            );
-            handles.push(("pruner", tokio::spawn(pruner.run(stop.clone()))));
+        if config.maintenance.disabled {
+            return Services { stop, handle: None };
         }
-        Services { stop, handles }
+        let config = config.clone();
+        let observer = metrics.clone();
+        let election = leadership::run(
+            store.clone(),
+            node,
+            config.maintenance.leadership.clone(),
+            stop.clone(),
+            move |leading| observer.set_leader(leading),
+            move |term: CancellationToken| {
+                run_all(store.clone(), config.clone(), metrics.clone(), term)
+            },
+        );
+        Services {
+            stop,
+            handle: Some(tokio::spawn(election)),
+        }
     }
 
     /// Stops every service and waits for each to finish its current pass. Idempotent.
     pub async fn stop(&mut self) {
         self.stop.cancel();
-        for (name, h) in self.handles.drain(..) {
-            if let Err(e) = h.await {
-                tracing::error!(service = name, error = %e, "maintenance service ended abnormally");
-            }
+        if let Some(h) = self.handle.take()
+            && let Err(e) = h.await
+        {
+            tracing::error!(error = %e, "maintenance services ended abnormally");
+        }
+    }
+}
+
+/// Runs every service until `stop`, then waits for each to finish its current pass.
+async fn run_all(
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let promoter = Promoter::new(store.clone(), config.maintenance.promoter.clone());
+    let rescuer = Rescuer::new(store.clone(), config.maintenance.rescuer.clone());
+    let pruner = Pruner::new(
+        store,
+        config.maintenance.pruner.clone(),
+        config.retention.clone(),
+        config.idempotency_key_ttl_ms,
+    );
+    let handles = [
+        ("promoter", tokio::spawn(promoter.run(stop.clone()))),
+        (
+            "rescuer",
+            tokio::spawn(rescuer.run(stop.clone(), move |r: &RescueReport| {
+                metrics.leases_rescued(&r.jobs)
+            })),
+        ),
+        ("pruner", tokio::spawn(pruner.run(stop.clone()))),
+    ];
+    for (name, h) in handles {
+        if let Err(e) = h.await {
+            tracing::error!(service = name, error = %e, "maintenance service ended abnormally");
         }
     }
 }

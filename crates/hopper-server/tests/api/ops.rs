@@ -91,19 +91,13 @@ async fn openapi_document_is_served() {
     }
 }
 
-
 #[tokio::test]
 async fn refuses_non_loopback_unless_insecure() {
     let (store, _dir) = open_store(Arc::new(SystemClock)).await;
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
-    let err = hopper_server::serve(
-        ServerConfig::default(),
-        store,
-        listener,
-        async {},
-    )
-    .await
-    .unwrap_err();
+    let err = hopper_server::serve(ServerConfig::default(), store, listener, async {})
+        .await
+        .unwrap_err();
     assert!(matches!(err, ServerError::NotLoopback(_)), "{err}");
 
     let (store, _dir) = open_store(Arc::new(SystemClock)).await;

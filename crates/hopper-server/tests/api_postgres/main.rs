@@ -22,3 +22,6 @@ mod ops;
 mod queues;
 #[path = "../api/shutdown.rs"]
 mod shutdown;
+
+// Behaviour of several nodes on one database.
+mod cluster;

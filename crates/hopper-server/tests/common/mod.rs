@@ -62,7 +62,8 @@ pub async fn open_store(clock: Arc<dyn Clock>) -> (Arc<dyn Store>, Option<tempfi
             (Arc::new(store), Some(dir))
         }
         Backend::Postgres => {
-            let mut config = PgConfig::new(hopper_store_postgres::testing::fresh_database_url().await);
+            let mut config =
+                PgConfig::new(hopper_store_postgres::testing::fresh_database_url().await);
             config.pool_size = 8;
             config.clock = clock;
             let store = PgStore::connect(config).await.expect("connect store");
@@ -131,6 +132,16 @@ impl TestServer {
             None => Arc::new(SystemClock),
         };
         let (store, dir) = open_store(clock_arc).await;
+        let mut s = TestServer::start_on(config, store).await;
+        s.clock = clock;
+        s._dir = dir;
+        s
+    }
+
+    /// Another server over an existing `store` (as another node sharing one database).
+    pub async fn start_on(config: ServerConfig, store: Arc<dyn Store>) -> TestServer {
+        let clock = None;
+        let dir = None;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -19,8 +19,10 @@ pub(crate) async fn export_jobs(
     after: Option<JobId>,
     limit: usize,
 ) -> Result<Vec<JobRecord>, StoreError> {
-    let rows = sqlx::query("SELECT body, lease_ms FROM hopper.jobs WHERE ($1::uuid IS NULL OR id > $1)
-         ORDER BY id LIMIT $2")
+    let rows = sqlx::query(
+        "SELECT body, lease_ms FROM hopper.jobs WHERE ($1::uuid IS NULL OR id > $1)
+         ORDER BY id LIMIT $2",
+    )
     .bind(after.map(|a| a.0))
     .bind(limit as i64)
     .fetch_all(&mut *conn)
@@ -116,7 +118,15 @@ pub(crate) async fn import(
     let mut events = EventColumns::default();
     for r in batch.jobs.iter().filter(|r| new.contains(&r.job.id.0)) {
         for e in &r.events {
-            events.push(r.job.id, &r.job.namespace, e.from, e.to, e.at, &e.actor, &e.reason);
+            events.push(
+                r.job.id,
+                &r.job.namespace,
+                e.from,
+                e.to,
+                e.at,
+                &e.actor,
+                &e.reason,
+            );
         }
         if r.job.state == JobState::Available {
             ws.wake(&r.job.namespace, &r.job.queue);
@@ -135,7 +145,11 @@ pub(crate) async fn import(
         .bind(k.iter().map(|r| r.key.clone()).collect::<Vec<_>>())
         .bind(k.iter().map(|r| r.job_id.0).collect::<Vec<_>>())
         .bind(k.iter().map(|r| r.fingerprint.clone()).collect::<Vec<_>>())
-        .bind(k.iter().map(|r| r.created_at.as_millis()).collect::<Vec<_>>())
+        .bind(
+            k.iter()
+                .map(|r| r.created_at.as_millis())
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *conn)
         .await
         .map_err(db_error)?;
@@ -150,7 +164,11 @@ pub(crate) async fn import(
         .bind(q.iter().map(|r| r.namespace.clone()).collect::<Vec<_>>())
         .bind(q.iter().map(|r| r.name.clone()).collect::<Vec<_>>())
         .bind(q.iter().map(|r| r.paused).collect::<Vec<_>>())
-        .bind(q.iter().map(|r| r.updated_at.as_millis()).collect::<Vec<_>>())
+        .bind(
+            q.iter()
+                .map(|r| r.updated_at.as_millis())
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *conn)
         .await
         .map_err(db_error)?;

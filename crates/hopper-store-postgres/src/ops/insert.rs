@@ -13,7 +13,7 @@ use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use crate::error::db_error;
-use crate::rows::{decode_job};
+use crate::rows::decode_job;
 use crate::write_set::WriteSet;
 
 /// A key already held by another job: its id and content fingerprint.
@@ -61,11 +61,12 @@ pub(crate) async fn insert_many(
     }
     if !duplicates.is_empty() {
         let ids: Vec<Uuid> = duplicates.iter().map(|(i, _)| out[*i].id.0).collect();
-        let rows = sqlx::query("SELECT body, lease_ms, namespace FROM hopper.jobs WHERE id = ANY($1)")
-        .bind(ids)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        let rows =
+            sqlx::query("SELECT body, lease_ms, namespace FROM hopper.jobs WHERE id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db_error)?;
         let mut found = HashMap::new();
         for row in &rows {
             let job = decode_job(row)?;

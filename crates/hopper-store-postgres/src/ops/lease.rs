@@ -10,7 +10,7 @@ use hopper_types::{Job, lifecycle};
 use sqlx::{PgConnection, Row};
 
 use crate::error::db_error;
-use crate::rows::{decode_job};
+use crate::rows::decode_job;
 use crate::write_set::WriteSet;
 
 /// The paused queues among `queues`.
@@ -42,10 +42,12 @@ pub(crate) async fn lease_many(
     for queue in queues.iter().filter(|q| !paused.contains(q)) {
         // One indexed range read per queue, each at most max_jobs long. Rows this call locks
         // but does not lease (a multi-queue merge) are released at commit, untouched.
-        let rows = sqlx::query("SELECT body, lease_ms, priority, available_at FROM hopper.jobs
+        let rows = sqlx::query(
+            "SELECT body, lease_ms, priority, available_at FROM hopper.jobs
              WHERE namespace = $1 AND queue = $2 AND state = 'available'
              ORDER BY priority DESC, available_at, id
-             LIMIT $3 FOR UPDATE SKIP LOCKED")
+             LIMIT $3 FOR UPDATE SKIP LOCKED",
+        )
         .bind(&p.namespace)
         .bind(queue)
         .bind(p.max_jobs as i64)

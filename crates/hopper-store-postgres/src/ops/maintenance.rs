@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::error::db_error;
 use crate::ops::delete_jobs;
-use crate::rows::{decode_job};
+use crate::rows::decode_job;
 use crate::write_set::WriteSet;
 
 async fn lock_jobs(

@@ -21,7 +21,7 @@ use hopper_types::{Job, JobId};
 use sqlx::PgConnection;
 
 use crate::error::db_error;
-use crate::rows::{decode_job};
+use crate::rows::decode_job;
 
 /// Loads one job of `namespace` and locks it until the transaction ends.
 pub(crate) async fn lock_job(
@@ -29,7 +29,9 @@ pub(crate) async fn lock_job(
     namespace: &str,
     id: &JobId,
 ) -> Result<Option<Job>, StoreError> {
-    let row = sqlx::query("SELECT body, lease_ms FROM hopper.jobs WHERE id = $1 AND namespace = $2 FOR UPDATE")
+    let row = sqlx::query(
+        "SELECT body, lease_ms FROM hopper.jobs WHERE id = $1 AND namespace = $2 FOR UPDATE",
+    )
     .bind(id.0)
     .bind(namespace)
     .fetch_optional(conn)
@@ -44,12 +46,13 @@ pub(crate) async fn load_job(
     namespace: &str,
     id: &JobId,
 ) -> Result<Option<Job>, StoreError> {
-    let row = sqlx::query("SELECT body, lease_ms FROM hopper.jobs WHERE id = $1 AND namespace = $2")
-    .bind(id.0)
-    .bind(namespace)
-    .fetch_optional(conn)
-    .await
-    .map_err(db_error)?;
+    let row =
+        sqlx::query("SELECT body, lease_ms FROM hopper.jobs WHERE id = $1 AND namespace = $2")
+            .bind(id.0)
+            .bind(namespace)
+            .fetch_optional(conn)
+            .await
+            .map_err(db_error)?;
     row.as_ref().map(decode_job).transpose()
 }
 

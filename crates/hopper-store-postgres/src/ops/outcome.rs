@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::error::db_error;
 use crate::ops::lock_job;
-use crate::rows::{decode_job};
+use crate::rows::decode_job;
 use crate::write_set::WriteSet;
 
 pub(crate) async fn heartbeat(
@@ -40,7 +40,9 @@ pub(crate) async fn ack_many(
     let mut ids: Vec<Uuid> = acks.iter().map(|a| a.job.id.0).collect();
     ids.sort();
     ids.dedup();
-    let rows = sqlx::query("SELECT body, lease_ms FROM hopper.jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+    let rows = sqlx::query(
+        "SELECT body, lease_ms FROM hopper.jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
     .bind(&ids)
     .fetch_all(&mut *conn)
     .await

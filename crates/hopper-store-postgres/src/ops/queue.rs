@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::error::db_error;
 use crate::ops::delete_jobs;
-use crate::rows::{decode_job};
+use crate::rows::decode_job;
 use crate::write_set::WriteSet;
 
 /// Largest number of jobs one retry or purge call touches per transaction.
@@ -49,9 +49,11 @@ pub(crate) async fn retry_dead_chunk(
     name: &str,
     actor: &str,
 ) -> Result<u64, StoreError> {
-    let rows = sqlx::query("SELECT body, lease_ms FROM hopper.jobs
+    let rows = sqlx::query(
+        "SELECT body, lease_ms FROM hopper.jobs
          WHERE namespace = $1 AND state = 'dead' AND queue = $2
-         ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED")
+         ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED",
+    )
     .bind(namespace)
     .bind(name)
     .bind(BULK_CHUNK as i64)
@@ -148,7 +150,10 @@ pub(crate) async fn infos(
     for r in &configured {
         let name: String = r.try_get(0).map_err(db_error)?;
         let paused: bool = r.try_get(1).map_err(db_error)?;
-        queues.entry(name.clone()).or_insert_with(|| empty(&name)).paused = paused;
+        queues
+            .entry(name.clone())
+            .or_insert_with(|| empty(&name))
+            .paused = paused;
     }
     Ok(queues.into_values().collect())
 }

@@ -28,7 +28,10 @@ fn like_pattern(s: &str) -> String {
     out
 }
 
-pub(crate) async fn list(conn: &mut PgConnection, p: &JobListParams) -> Result<JobPage, StoreError> {
+pub(crate) async fn list(
+    conn: &mut PgConnection,
+    p: &JobListParams,
+) -> Result<JobPage, StoreError> {
     let mut qb = QueryBuilder::new("SELECT body, lease_ms FROM hopper.jobs WHERE namespace = ");
     qb.push_bind(&p.namespace);
     if let Some(q) = &p.queue {
@@ -64,7 +67,8 @@ pub(crate) async fn list(conn: &mut PgConnection, p: &JobListParams) -> Result<J
         qb.push(" AND id < ").push_bind(before.0);
     }
     let limit = p.limit.clamp(1, 500);
-    qb.push(" ORDER BY id DESC LIMIT ").push_bind(limit as i64 + 1);
+    qb.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(limit as i64 + 1);
     let rows = qb.build().fetch_all(conn).await.map_err(db_error)?;
     let mut jobs = rows.iter().map(decode_job).collect::<Result<Vec<_>, _>>()?;
     let next_cursor = if jobs.len() > limit {

@@ -1,0 +1,145 @@
+//! Several servers sharing one PostgreSQL database, each with its own store, as separate nodes
+//! would: leader election for the maintenance services, wake-ups across nodes, and idempotency
+//! keys that stay atomic across nodes. PostgreSQL only: the embedded store belongs to one
+//! server by design. (The multi-process version, with SIGKILL, is the CLI's cluster test.)
+
+use std::time::{Duration, Instant};
+
+use hopper_server::ServerConfig;
+use hopper_server::maintenance::LeadershipConfig;
+
+use std::sync::Arc;
+
+use hopper_store_postgres::{PgConfig, PgStore};
+
+use crate::common::{TestServer, test_config};
+
+async fn node(url: &str) -> TestServer {
+    node_with(url, PgConfig::new(url)).await
+}
+
+async fn node_with(_url: &str, config: PgConfig) -> TestServer {
+    let store = PgStore::connect(config).await.expect("connect");
+    TestServer::start_on(fast_election(), Arc::new(store)).await
+}
+
+fn fast_election() -> ServerConfig {
+    let mut config = test_config();
+    config.maintenance.leadership = LeadershipConfig {
+        ttl: Duration::from_millis(1500),
+        renew_interval: Duration::from_millis(100),
+    };
+    config
+}
+
+/// The `hopper_leader` gauge of a server.
+async fn leader_gauge(s: &TestServer) -> i64 {
+    let text = s.get("/metrics").await.expect(200).body;
+    let text = text.as_str().expect("metrics are text").to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix("hopper_leader "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("hopper_leader is exported")
+}
+
+/// Waits until `f` holds, or fails after `within`.
+async fn eventually<F: AsyncFn() -> bool>(within: Duration, what: &str, f: F) {
+    let start = Instant::now();
+    while !f().await {
+        assert!(start.elapsed() < within, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn exactly_one_of_two_servers_leads_and_the_other_takes_over() {
+    let url = hopper_store_postgres::testing::fresh_database_url().await;
+    let a = node(&url).await;
+    eventually(Duration::from_secs(5), "first server leads", async || {
+        leader_gauge(&a).await == 1
+    })
+    .await;
+    let b = node(&url).await;
+    // Several renewals later, still exactly one leader.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!((leader_gauge(&a).await, leader_gauge(&b).await), (1, 0));
+
+    // The leader stops (and resigns): the other takes over at its next renewal.
+    a.stop().await.expect("clean stop");
+    eventually(Duration::from_secs(5), "second server leads", async || {
+        leader_gauge(&b).await == 1
+    })
+    .await;
+
+    // And it runs the services: a due job is promoted by it.
+    let job = b
+        .enqueue(serde_json::json!({"kind": "k", "delay_ms": 100}))
+        .await;
+    let id = job["id"].as_str().expect("id").to_string();
+    eventually(
+        Duration::from_secs(5),
+        "promoted by the new leader",
+        async || b.get(&format!("/v1/jobs/{id}")).await.body["state"] == "available",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_worker_polling_node_b_wakes_on_an_enqueue_through_node_a() {
+    let url = hopper_store_postgres::testing::fresh_database_url().await;
+    // The fallback poll is pushed out of reach: only a notification can wake the worker.
+    let mut config = PgConfig::new(&url);
+    config.fallback_poll = Duration::from_secs(600);
+    let b = node_with(&url, config.clone()).await;
+    let a = node_with(&url, config).await;
+    for round in 0..3 {
+        let poll = b.post(
+            "/v1/leases",
+            serde_json::json!({"queues": ["wake"], "worker_id": "w", "max_jobs": 1, "wait_ms": 20000}),
+        );
+        let enqueue = async {
+            // Let the long poll reach its wait first.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let job = a
+                .enqueue(serde_json::json!({"kind": "k", "queue": "wake"}))
+                .await;
+            (job, Instant::now())
+        };
+        let (leased, (job, enqueued_at)) = tokio::join!(poll, enqueue);
+        let woke_after = enqueued_at.elapsed();
+        let jobs = leased.expect(200).body["jobs"].clone();
+        assert_eq!(jobs[0]["id"], job["id"], "round {round}: {jobs}");
+        assert!(
+            woke_after < Duration::from_secs(2),
+            "round {round}: woke {woke_after:?} after the enqueue"
+        );
+    }
+}
+
+#[tokio::test]
+async fn one_idempotency_key_enqueued_through_two_nodes_at_once_creates_one_job() {
+    let url = hopper_store_postgres::testing::fresh_database_url().await;
+    let a = node(&url).await;
+    let b = node(&url).await;
+    for round in 0..20 {
+        let body = serde_json::json!({"kind": "k", "idempotency_key": format!("key-{round}")});
+        let reqs: Vec<_> = (0..8)
+            .map(|i| {
+                let node = if i % 2 == 0 { &a } else { &b };
+                node.post("/v1/jobs", body.clone())
+            })
+            .collect();
+        let answers = futures::future::join_all(reqs).await;
+        let created = answers.iter().filter(|r| r.status == 201).count();
+        assert_eq!(created, 1, "round {round}: {answers:#?}");
+        let ids: std::collections::HashSet<_> =
+            answers.iter().map(|r| r.body["id"].to_string()).collect();
+        assert_eq!(
+            ids.len(),
+            1,
+            "round {round}: every answer names the same job"
+        );
+    }
+    let listed = a.get("/v1/jobs?limit=500").await.expect(200).body;
+    assert_eq!(listed["jobs"].as_array().expect("jobs").len(), 20);
+}
