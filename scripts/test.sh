@@ -16,6 +16,11 @@ trap stop_test_postgres EXIT
 echo "== building"
 cargo build --workspace --all-targets --locked
 
+# The Python SDK's tests run the binary just built. They come before the Rust tests so that
+# the test runner's own summary closes the output.
+echo "== python sdk"
+HOPPER_BIN="$PWD/target/debug/hopper" ./scripts/test-python.sh
+
 if cargo nextest --version >/dev/null 2>&1; then
   # Doc tests first: nextest does not run them, and its summary should close the output.
   cargo test --workspace --doc --locked

@@ -1,0 +1,92 @@
+"""Hopper's Python SDK: a client for the v1 HTTP API, Celery-style tasks, and a worker.
+
+from hopper import Hopper
+
+app = Hopper("http://127.0.0.1:7480")
+
+@app.task(queue="emails", max_attempts=5)
+def send_email(to, subject):
+    ...
+
+send_email.delay("ada@example.com", subject="hi")   # producer: enqueue
+# worker:  hopper-py worker myapp.tasks --concurrency 20
+"""
+
+from .client import DEFAULT_URL, AsyncClient, Client, RetryPolicy
+from .context import CancelReason, JobContext
+from .errors import (
+    ApiError,
+    HopperError,
+    IdempotencyConflictError,
+    InvalidArgumentError,
+    InvalidStateError,
+    LeaseLostError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProtocolError,
+    RateLimitedError,
+    TooLargeError,
+    TransportError,
+    UnauthenticatedError,
+    UnavailableError,
+)
+from .models import (
+    STATES,
+    TERMINAL_STATES,
+    AckResult,
+    Attempt,
+    Backoff,
+    HeartbeatAnswer,
+    Job,
+    JobError,
+    JobEvent,
+    JobPage,
+    QueueInfo,
+    WorkerInfo,
+)
+from .outcome import Fail, Retry
+from .tasks import Hopper, Task
+from .worker import Worker, WorkerStats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_URL",
+    "STATES",
+    "TERMINAL_STATES",
+    "AckResult",
+    "ApiError",
+    "AsyncClient",
+    "Attempt",
+    "Backoff",
+    "CancelReason",
+    "Client",
+    "Fail",
+    "HeartbeatAnswer",
+    "Hopper",
+    "HopperError",
+    "IdempotencyConflictError",
+    "InvalidArgumentError",
+    "InvalidStateError",
+    "Job",
+    "JobContext",
+    "JobError",
+    "JobEvent",
+    "JobPage",
+    "LeaseLostError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProtocolError",
+    "QueueInfo",
+    "RateLimitedError",
+    "Retry",
+    "RetryPolicy",
+    "Task",
+    "TooLargeError",
+    "TransportError",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "Worker",
+    "WorkerInfo",
+    "WorkerStats",
+]

@@ -1,0 +1,5 @@
+"""`python -m hopper ...` is `hopper-py ...`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,524 @@
+"""`Client` and `AsyncClient`: every call of the v1 HTTP API, for producers, operators and
+workers, in a blocking and an asyncio flavour with the same methods.
+
+A client holds one pool of keep-alive connections, so one client per process (or per event
+loop for `AsyncClient`) serves everything without a new connection per call. Enqueues always
+carry an idempotency key (one is generated when none is given), which makes them safe to retry:
+transport errors and `503 unavailable` answers are retried with backoff per `RetryPolicy`.
+Every error answer raises the `ApiError` subclass of its code (`NotFoundError`, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import (
+    Any,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    TypeVar,
+    Union,
+)
+
+from . import _wire as wire
+from ._http import AsyncTransport, SyncTransport
+from .errors import HopperError
+from .models import (
+    AckResult,
+    Backoff,
+    HeartbeatAnswer,
+    Job,
+    JobEvent,
+    JobPage,
+    QueueInfo,
+    WorkerInfo,
+)
+
+__all__ = ["DEFAULT_URL", "AsyncClient", "Client", "RetryPolicy", "default_url"]
+
+T = TypeVar("T")
+
+#: The server's address when none is given and `HOPPER_URL` is not set.
+DEFAULT_URL = "http://127.0.0.1:7480"
+
+#: Longest wait for an answer but a long poll's. Generous: a server under a write burst may
+#: take seconds, and a caller that wants less passes its own `timeout`.
+DEFAULT_TIMEOUT = 60.0
+
+_USER_AGENT = "hopper-py/0.1.0"
+
+
+def default_url() -> str:
+    """`HOPPER_URL` from the environment, else `DEFAULT_URL`."""
+    return os.environ.get("HOPPER_URL") or DEFAULT_URL
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff for calls that are safe to repeat (enqueues)."""
+
+    #: Tries in all, the first included; 1 means never retry.
+    max_attempts: int = 6
+    #: Seconds to wait after the first failure; doubles at every try.
+    initial_delay: float = 0.05
+    #: Longest wait between two tries. The defaults wait 1.55 s in all: enough to ride out a
+    #: server restart, short enough that a producer notices a real outage quickly.
+    max_delay: float = 2.0
+
+    def delay(self, attempt: int, error: HopperError) -> float:
+        """The wait after failed try number `attempt` (1-based); a server's `Retry-After`
+        wins when it is longer."""
+        wait = min(self.max_delay, self.initial_delay * 2.0 ** (attempt - 1))
+        return max(wait, error.retry_after or 0.0)
+
+
+class _Base:
+    """What both flavours share: the server's address, headers and retry policy."""
+
+    def __init__(
+        self,
+        url: Optional[str],
+        api_key: Optional[str],
+        headers: Optional[Mapping[str, str]],
+        retry: RetryPolicy,
+    ) -> None:
+        self.url = (url or default_url()).rstrip("/")
+        self.retry_policy = retry
+        self._headers: Dict[str, str] = {"user-agent": _USER_AGENT}
+        if api_key:
+            self._headers["authorization"] = f"Bearer {api_key}"
+        self._headers.update(headers or {})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+
+class Client(_Base):
+    """A blocking connection to one Hopper server. Thread-safe; use one per process.
+
+    >>> client = Client("http://127.0.0.1:7480")
+    >>> job = client.enqueue("send_email", {"to": "ada@example.com"}, priority=5)
+    """
+
+    def __init__(
+        self,
+        url: Optional[str] = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        api_key: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        retry: RetryPolicy = RetryPolicy(),
+    ) -> None:
+        super().__init__(url, api_key, headers, retry)
+        self._http = SyncTransport(self.url, self._headers, timeout)
+
+    def close(self) -> None:
+        """Closes the pooled connections."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _send(self, call: wire.Call[T]) -> T:
+        attempt = 1
+        while True:
+            try:
+                return self._once(call)
+            except HopperError as e:
+                if not (call.retry and e.retryable and attempt < self.retry_policy.max_attempts):
+                    raise
+                time.sleep(self.retry_policy.delay(attempt, e))
+                attempt += 1
+
+    def _once(self, call: wire.Call[T]) -> T:
+        r = self._http.request(
+            call.method,
+            call.path,
+            call.body,
+            call.params,
+            wire.JSON_HEADERS if call.body is not None else None,
+            call.timeout,
+        )
+        return call.answer(r.status, r.headers, r.body)
+
+    # ---- producers -----------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        kind: str,
+        args: Any = None,
+        *,
+        queue: Optional[str] = None,
+        priority: Optional[int] = None,
+        run_at: Union[datetime, str, None] = None,
+        delay_ms: Optional[int] = None,
+        max_attempts: Optional[int] = None,
+        backoff: Union[Backoff, Mapping[str, Any], None] = None,
+        timeout_ms: Optional[int] = None,
+        idempotency_key: Optional[str] = None,
+        tags: Optional[Iterable[str]] = None,
+        meta: Optional[Mapping[str, Any]] = None,
+        traceparent: Optional[str] = None,
+    ) -> Job:
+        """`POST /v1/jobs`: enqueues one job. A job whose `idempotency_key` matched an existing
+        one returns that job with `duplicate=True`; without a key, one is generated."""
+        return self._send(wire.enqueue(kind, args, _options(locals())))
+
+    def enqueue_batch(self, jobs: Iterable[Mapping[str, Any]]) -> List[Job]:
+        """`POST /v1/jobs/batch`: 1..1000 jobs, atomically, answered in order. Each job is a
+        mapping of `enqueue`'s arguments: `{"kind": ..., "args": ..., "priority": ...}`."""
+        return self._send(wire.enqueue_batch(jobs))
+
+    def get(self, job_id: str) -> Job:
+        """`GET /v1/jobs/{id}`, with `errors`, `attempts`, `result` and `progress`."""
+        return self._send(wire.get(job_id))
+
+    def events(self, job_id: str) -> List[JobEvent]:
+        """`GET /v1/jobs/{id}/events`: the job's transitions, oldest first."""
+        return self._send(wire.events(job_id))
+
+    def list(
+        self,
+        *,
+        queue: Optional[str] = None,
+        state: Union[str, Sequence[str], None] = None,
+        kind: Optional[str] = None,
+        tag: Optional[str] = None,
+        q: Optional[str] = None,
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+    ) -> JobPage:
+        """`GET /v1/jobs`: one page, newest first; `state` may name several states."""
+        return self._send(wire.list_jobs(queue, state, kind, tag, q, limit, cursor))
+
+    def cancel(self, job_id: str) -> Job:
+        """`POST /v1/jobs/{id}/cancel`: a waiting job ends `cancelled`, a running one is
+        flagged `cancel_requested` and its worker stops it."""
+        return self._send(wire.job_action(job_id, "cancel"))
+
+    def retry(self, job_id: str) -> Job:
+        """`POST /v1/jobs/{id}/retry`: a finished job runs again from scratch, a waiting one
+        now."""
+        return self._send(wire.job_action(job_id, "retry"))
+
+    def delete(self, job_id: str) -> None:
+        """`DELETE /v1/jobs/{id}`: removes a finished job."""
+        self._send(wire.delete(job_id))
+
+    def wait(self, job_id: str, *, timeout: float = 60.0, interval: float = 0.05) -> Job:
+        """Polls the job until it is finished (completed, dead or cancelled) and returns it;
+        raises `TimeoutError` after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.get(job_id)
+            if job.finished:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} is still {job.state} after {timeout} s")
+            time.sleep(interval)
+
+    # ---- queues and workers --------------------------------------------------------------
+
+    def queues(self) -> List[QueueInfo]:
+        """`GET /v1/queues`: every queue with jobs or configuration."""
+        return self._send(wire.queues())
+
+    def pause_queue(self, name: str) -> QueueInfo:
+        """`POST /v1/queues/{name}/pause`: no new leases from the queue."""
+        return self._send(wire.queue_action(name, "pause"))
+
+    def resume_queue(self, name: str) -> QueueInfo:
+        """`POST /v1/queues/{name}/resume`."""
+        return self._send(wire.queue_action(name, "resume"))
+
+    def retry_queue(self, name: str) -> int:
+        """`POST /v1/queues/{name}/retry`: retries every dead job of the queue; how many."""
+        return self._send(wire.retry_queue(name))
+
+    def purge_queue(self, name: str, state: str) -> int:
+        """`DELETE /v1/queues/{name}/jobs?state=S`: deletes finished jobs; how many."""
+        return self._send(wire.purge_queue(name, state))
+
+    def workers(self) -> List[WorkerInfo]:
+        """`GET /v1/workers`: workers seen in the last minute."""
+        return self._send(wire.workers())
+
+    # ---- the worker's side (the `Worker` runtime uses these through `AsyncClient`) ---------
+
+    def lease(
+        self,
+        queues: Sequence[str],
+        *,
+        worker_id: str,
+        max_jobs: int = 1,
+        lease_ms: int = 30_000,
+        wait_ms: int = 0,
+    ) -> List[Job]:
+        """`POST /v1/leases`: up to `max_jobs` jobs, each with its `lease_token`."""
+        raw = self._send(wire.lease(queues, worker_id, max_jobs, lease_ms, wait_ms))
+        return [Job.from_json(j) for j in raw]
+
+    def heartbeat(
+        self, job_id: str, lease_token: str, *, lease_ms: Optional[int] = None, progress: Any = None
+    ) -> HeartbeatAnswer:
+        """`POST /v1/jobs/{id}/heartbeat`: extends the lease, records progress, and says
+        whether a cancel was requested."""
+        return self._send(wire.heartbeat(job_id, lease_token, lease_ms, progress))
+
+    def complete(self, job_id: str, lease_token: str, result: Any = None) -> Job:
+        """`POST /v1/jobs/{id}/complete`."""
+        return self._send(wire.complete(job_id, lease_token, result))
+
+    def fail(
+        self,
+        job_id: str,
+        lease_token: str,
+        message: str,
+        *,
+        kind: str = "error",
+        retryable: bool = True,
+        retry_in_ms: Optional[int] = None,
+    ) -> Job:
+        """`POST /v1/jobs/{id}/fail`: a failed attempt; `retry_in_ms` overrides the backoff."""
+        return self._send(wire.fail(job_id, lease_token, message, kind, retryable, retry_in_ms))
+
+    def release(self, job_id: str, lease_token: str) -> Job:
+        """`POST /v1/jobs/{id}/release`: hands the job back without counting the attempt."""
+        return self._send(wire.lease_outcome(job_id, lease_token, "release"))
+
+    def cancelled(self, job_id: str, lease_token: str) -> Job:
+        """`POST /v1/jobs/{id}/cancelled`: the worker honoured a cancel."""
+        return self._send(wire.lease_outcome(job_id, lease_token, "cancelled"))
+
+    def acks(self, acks: Sequence[Mapping[str, Any]]) -> List[AckResult]:
+        """`POST /v1/acks`: many outcomes (`{"id", "lease_token", "outcome", ...}`) in one
+        call; each stands alone, results in order."""
+        return self._send(wire.acks(acks))
+
+
+class AsyncClient(_Base):
+    """The asyncio flavour of `Client`: the same methods, awaited. Use it from one event loop.
+
+    >>> async with AsyncClient() as client:
+    ...     job = await client.enqueue("send_email", {"to": "ada@example.com"})
+    """
+
+    def __init__(
+        self,
+        url: Optional[str] = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        api_key: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        retry: RetryPolicy = RetryPolicy(),
+        max_connections: int = 100,
+    ) -> None:
+        super().__init__(url, api_key, headers, retry)
+        self._http = AsyncTransport(self.url, self._headers, timeout, max_connections)
+
+    async def aclose(self) -> None:
+        """Closes the pooled connections."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    async def _send(self, call: wire.Call[T]) -> T:
+        attempt = 1
+        while True:
+            try:
+                return await self._once(call)
+            except HopperError as e:
+                if not (call.retry and e.retryable and attempt < self.retry_policy.max_attempts):
+                    raise
+                await asyncio.sleep(self.retry_policy.delay(attempt, e))
+                attempt += 1
+
+    async def _once(self, call: wire.Call[T]) -> T:
+        r = await self._http.request(
+            call.method,
+            call.path,
+            call.body,
+            call.params,
+            wire.JSON_HEADERS if call.body is not None else None,
+            call.timeout,
+        )
+        return call.answer(r.status, r.headers, r.body)
+
+    # ---- producers -----------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        kind: str,
+        args: Any = None,
+        *,
+        queue: Optional[str] = None,
+        priority: Optional[int] = None,
+        run_at: Union[datetime, str, None] = None,
+        delay_ms: Optional[int] = None,
+        max_attempts: Optional[int] = None,
+        backoff: Union[Backoff, Mapping[str, Any], None] = None,
+        timeout_ms: Optional[int] = None,
+        idempotency_key: Optional[str] = None,
+        tags: Optional[Iterable[str]] = None,
+        meta: Optional[Mapping[str, Any]] = None,
+        traceparent: Optional[str] = None,
+    ) -> Job:
+        """See `Client.enqueue`."""
+        return await self._send(wire.enqueue(kind, args, _options(locals())))
+
+    async def enqueue_batch(self, jobs: Iterable[Mapping[str, Any]]) -> List[Job]:
+        """See `Client.enqueue_batch`."""
+        return await self._send(wire.enqueue_batch(jobs))
+
+    async def get(self, job_id: str) -> Job:
+        """See `Client.get`."""
+        return await self._send(wire.get(job_id))
+
+    async def events(self, job_id: str) -> List[JobEvent]:
+        """See `Client.events`."""
+        return await self._send(wire.events(job_id))
+
+    async def list(
+        self,
+        *,
+        queue: Optional[str] = None,
+        state: Union[str, Sequence[str], None] = None,
+        kind: Optional[str] = None,
+        tag: Optional[str] = None,
+        q: Optional[str] = None,
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+    ) -> JobPage:
+        """See `Client.list`."""
+        return await self._send(wire.list_jobs(queue, state, kind, tag, q, limit, cursor))
+
+    async def cancel(self, job_id: str) -> Job:
+        """See `Client.cancel`."""
+        return await self._send(wire.job_action(job_id, "cancel"))
+
+    async def retry(self, job_id: str) -> Job:
+        """See `Client.retry`."""
+        return await self._send(wire.job_action(job_id, "retry"))
+
+    async def delete(self, job_id: str) -> None:
+        """See `Client.delete`."""
+        await self._send(wire.delete(job_id))
+
+    async def wait(self, job_id: str, *, timeout: float = 60.0, interval: float = 0.05) -> Job:
+        """See `Client.wait`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = await self.get(job_id)
+            if job.finished:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} is still {job.state} after {timeout} s")
+            await asyncio.sleep(interval)
+
+    # ---- queues and workers --------------------------------------------------------------
+
+    async def queues(self) -> List[QueueInfo]:
+        """See `Client.queues`."""
+        return await self._send(wire.queues())
+
+    async def pause_queue(self, name: str) -> QueueInfo:
+        """See `Client.pause_queue`."""
+        return await self._send(wire.queue_action(name, "pause"))
+
+    async def resume_queue(self, name: str) -> QueueInfo:
+        """See `Client.resume_queue`."""
+        return await self._send(wire.queue_action(name, "resume"))
+
+    async def retry_queue(self, name: str) -> int:
+        """See `Client.retry_queue`."""
+        return await self._send(wire.retry_queue(name))
+
+    async def purge_queue(self, name: str, state: str) -> int:
+        """See `Client.purge_queue`."""
+        return await self._send(wire.purge_queue(name, state))
+
+    async def workers(self) -> List[WorkerInfo]:
+        """See `Client.workers`."""
+        return await self._send(wire.workers())
+
+    # ---- the worker's side ---------------------------------------------------------------
+
+    async def lease(
+        self,
+        queues: Sequence[str],
+        *,
+        worker_id: str,
+        max_jobs: int = 1,
+        lease_ms: int = 30_000,
+        wait_ms: int = 0,
+    ) -> List[Job]:
+        """See `Client.lease`."""
+        raw = await self.lease_raw(queues, worker_id, max_jobs, lease_ms, wait_ms)
+        return [Job.from_json(j) for j in raw]
+
+    async def lease_raw(
+        self, queues: Sequence[str], worker_id: str, max_jobs: int, lease_ms: int, wait_ms: int
+    ) -> List[Dict[str, Any]]:
+        """`lease`, answering the jobs as the server sent them (the worker's hot path)."""
+        return await self._send(wire.lease(queues, worker_id, max_jobs, lease_ms, wait_ms))
+
+    async def heartbeat(
+        self, job_id: str, lease_token: str, *, lease_ms: Optional[int] = None, progress: Any = None
+    ) -> HeartbeatAnswer:
+        """See `Client.heartbeat`."""
+        return await self._send(wire.heartbeat(job_id, lease_token, lease_ms, progress))
+
+    async def complete(self, job_id: str, lease_token: str, result: Any = None) -> Job:
+        """See `Client.complete`."""
+        return await self._send(wire.complete(job_id, lease_token, result))
+
+    async def fail(
+        self,
+        job_id: str,
+        lease_token: str,
+        message: str,
+        *,
+        kind: str = "error",
+        retryable: bool = True,
+        retry_in_ms: Optional[int] = None,
+    ) -> Job:
+        """See `Client.fail`."""
+        return await self._send(
+            wire.fail(job_id, lease_token, message, kind, retryable, retry_in_ms)
+        )
+
+    async def release(self, job_id: str, lease_token: str) -> Job:
+        """See `Client.release`."""
+        return await self._send(wire.lease_outcome(job_id, lease_token, "release"))
+
+    async def cancelled(self, job_id: str, lease_token: str) -> Job:
+        """See `Client.cancelled`."""
+        return await self._send(wire.lease_outcome(job_id, lease_token, "cancelled"))
+
+    async def acks(self, acks: Sequence[Mapping[str, Any]]) -> List[AckResult]:
+        """See `Client.acks`."""
+        return await self._send(wire.acks(acks))
+
+    async def acks_encoded(self, fragments: Sequence[bytes]) -> List[AckResult]:
+        """`acks` of outcomes each already encoded as a JSON object (the worker's hot path)."""
+        return await self._send(wire.acks_encoded(fragments))
+
+
+def _options(local_vars: Dict[str, Any]) -> Dict[str, Any]:
+    """`enqueue`'s keyword options from its `locals()`: one list of options, kept in
+    `wire.job_body`'s signature, instead of a second copy here."""
+    return {k: v for k, v in local_vars.items() if k not in ("self", "kind", "args")}

@@ -1,0 +1,312 @@
+"""Typed values of the v1 API: jobs and their parts, pages, queues, workers, backoff policies.
+
+Answers are read leniently: fields this SDK does not know are ignored (and kept in `raw`), so a
+newer server that adds fields never breaks an older SDK. Times are timezone-aware `datetime`s.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Mapping, Optional
+
+#: States a job never leaves by itself: it ran, it died, or it was cancelled.
+TERMINAL_STATES = frozenset({"completed", "dead", "cancelled"})
+
+#: Every job state of the semantics document.
+STATES = frozenset({"pending", "scheduled", "available", "running", "retryable"}) | TERMINAL_STATES
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_time(value: Optional[str]) -> Optional[datetime]:
+    """An RFC 3339 UTC string of the server as an aware `datetime`; `None` stays `None`."""
+    if value is None:
+        return None
+    text = value.replace("Z", "+00:00").replace("z", "+00:00")
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        # Python before 3.11 takes only 3 or 6 fraction digits.
+        text = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
+        return datetime.fromisoformat(text)
+
+
+def format_time(value: datetime) -> str:
+    """An aware `datetime` as the RFC 3339 UTC string the server takes."""
+    if value.tzinfo is None:
+        # A naive time is ambiguous (local or UTC?); guessing would silently shift schedules.
+        raise ValueError("run_at/eta must be timezone-aware, e.g. datetime.now(timezone.utc)")
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """A retry delay policy: `Backoff.exponential(...)` or `Backoff.fixed(delay_ms)`."""
+
+    kind: str
+    base_ms: Optional[int] = None
+    cap_ms: Optional[int] = None
+    jitter: Optional[float] = None
+    delay_ms: Optional[int] = None
+
+    @classmethod
+    def exponential(
+        cls, base_ms: int = 1000, cap_ms: int = 3_600_000, jitter: float = 0.2
+    ) -> Backoff:
+        """`min(cap_ms, base_ms * 2**(attempt-1))`, times a random factor in `1 ± jitter`."""
+        return cls("exponential", base_ms=base_ms, cap_ms=cap_ms, jitter=jitter)
+
+    @classmethod
+    def fixed(cls, delay_ms: int) -> Backoff:
+        """The same delay after every failed attempt."""
+        return cls("fixed", delay_ms=delay_ms)
+
+    def to_json(self) -> Dict[str, Any]:
+        """The wire form."""
+        if self.kind == "fixed":
+            return {"kind": "fixed", "delay_ms": self.delay_ms}
+        out: Dict[str, Any] = {"kind": self.kind}
+        for name in ("base_ms", "cap_ms", "jitter"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Backoff:
+        """Reads the wire form."""
+        return cls(
+            kind=str(data.get("kind", "exponential")),
+            base_ms=data.get("base_ms"),
+            cap_ms=data.get("cap_ms"),
+            jitter=data.get("jitter"),
+            delay_ms=data.get("delay_ms"),
+        )
+
+
+@dataclass(frozen=True)
+class JobError:
+    """The error of one failed attempt, as the job keeps it (the last 50)."""
+
+    attempt: int
+    at: Optional[datetime]
+    kind: str
+    message: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JobError:
+        return cls(
+            attempt=int(data.get("attempt", 0)),
+            at=parse_time(data.get("at")),
+            kind=str(data.get("kind", "")),
+            message=str(data.get("message", "")),
+        )
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One lease of a job: who held it, when, and how it ended (`None` while it runs)."""
+
+    lease_seq: int
+    worker_id: str
+    started_at: Optional[datetime]
+    finished_at: Optional[datetime]
+    outcome: Optional[str]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Attempt:
+        return cls(
+            lease_seq=int(data.get("lease_seq", 0)),
+            worker_id=str(data.get("worker_id", "")),
+            started_at=parse_time(data.get("started_at")),
+            finished_at=parse_time(data.get("finished_at")),
+            outcome=data.get("outcome"),
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the server answers it (semantics.md, Job)."""
+
+    id: str
+    queue: str
+    kind: str
+    args: Any
+    state: str
+    priority: int = 0
+    attempt: int = 0
+    max_attempts: int = 25
+    backoff: Optional[Backoff] = None
+    timeout_ms: int = 0
+    idempotency_key: Optional[str] = None
+    tags: List[str] = field(default_factory=list)
+    meta: Dict[str, Any] = field(default_factory=dict)
+    traceparent: Optional[str] = None
+    namespace: str = "default"
+    lease_seq: int = 0
+    errors: List[JobError] = field(default_factory=list)
+    attempts: List[Attempt] = field(default_factory=list)
+    result: Any = None
+    progress: Any = None
+    created_at: Optional[datetime] = None
+    available_at: Optional[datetime] = None
+    started_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+    lease_expires_at: Optional[datetime] = None
+    worker_id: Optional[str] = None
+    cancel_requested: bool = False
+    #: True when an enqueue matched an existing job's idempotency key, or an outcome repeated.
+    duplicate: bool = False
+    #: Set only on jobs handed out by a lease.
+    lease_token: Optional[str] = None
+    #: The answer as received, including fields this SDK does not know.
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def finished(self) -> bool:
+        """True in a terminal state: `completed`, `dead` or `cancelled`."""
+        return self.state in TERMINAL_STATES
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Job:
+        backoff = data.get("backoff")
+        return cls(
+            id=str(data["id"]),
+            queue=str(data.get("queue", "default")),
+            kind=str(data["kind"]),
+            args=data.get("args"),
+            state=str(data["state"]),
+            priority=int(data.get("priority", 0)),
+            attempt=int(data.get("attempt", 0)),
+            max_attempts=int(data.get("max_attempts", 25)),
+            backoff=Backoff.from_json(backoff) if isinstance(backoff, dict) else None,
+            timeout_ms=int(data.get("timeout_ms", 0)),
+            idempotency_key=data.get("idempotency_key"),
+            tags=list(data.get("tags") or []),
+            meta=dict(data.get("meta") or {}),
+            traceparent=data.get("traceparent"),
+            namespace=str(data.get("namespace", "default")),
+            lease_seq=int(data.get("lease_seq", 0)),
+            errors=[JobError.from_json(e) for e in data.get("errors") or []],
+            attempts=[Attempt.from_json(a) for a in data.get("attempts") or []],
+            result=data.get("result"),
+            progress=data.get("progress"),
+            created_at=parse_time(data.get("created_at")),
+            available_at=parse_time(data.get("available_at")),
+            started_at=parse_time(data.get("started_at")),
+            finished_at=parse_time(data.get("finished_at")),
+            lease_expires_at=parse_time(data.get("lease_expires_at")),
+            worker_id=data.get("worker_id"),
+            cancel_requested=bool(data.get("cancel_requested", False)),
+            duplicate=bool(data.get("duplicate", False)),
+            lease_token=data.get("lease_token"),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of `GET /v1/jobs`, newest first; pass `next_cursor` for the next one."""
+
+    jobs: List[Job]
+    next_cursor: Optional[str]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JobPage:
+        return cls([Job.from_json(j) for j in data["jobs"]], data.get("next_cursor"))
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One transition of a job (`GET /v1/jobs/{id}/events`)."""
+
+    seq: int
+    job_id: str
+    from_state: Optional[str]
+    to_state: str
+    at: Optional[datetime]
+    actor: str
+    reason: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JobEvent:
+        return cls(
+            seq=int(data["seq"]),
+            job_id=str(data["job_id"]),
+            from_state=data.get("from"),
+            to_state=str(data["to"]),
+            at=parse_time(data.get("at")),
+            actor=str(data.get("actor", "")),
+            reason=str(data.get("reason", "")),
+        )
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    """A queue as `GET /v1/queues` lists it."""
+
+    name: str
+    paused: bool
+    counts: Dict[str, int]
+    oldest_available_age_ms: Optional[int] = None
+
+    def count(self, state: str) -> int:
+        """How many jobs of the queue are in `state` (0 when none are listed)."""
+        return self.counts.get(state, 0)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> QueueInfo:
+        return cls(
+            name=str(data["name"]),
+            paused=bool(data.get("paused", False)),
+            counts={str(k): int(v) for k, v in (data.get("counts") or {}).items()},
+            oldest_available_age_ms=data.get("oldest_available_age_ms"),
+        )
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A worker seen in the last minute (`GET /v1/workers`)."""
+
+    id: str
+    queues: List[str]
+    running: int
+    last_seen_at: Optional[datetime]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WorkerInfo:
+        return cls(
+            id=str(data["id"]),
+            queues=list(data.get("queues") or []),
+            running=int(data.get("running", 0)),
+            last_seen_at=parse_time(data.get("last_seen_at")),
+        )
+
+
+@dataclass(frozen=True)
+class HeartbeatAnswer:
+    """The answer to a heartbeat: the lease's new end, and whether a cancel was requested."""
+
+    lease_expires_at: Optional[datetime]
+    cancel_requested: bool
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HeartbeatAnswer:
+        return cls(parse_time(data.get("lease_expires_at")), bool(data.get("cancel_requested")))
+
+
+@dataclass(frozen=True)
+class AckResult:
+    """The result of one outcome of `POST /v1/acks`, in request order."""
+
+    id: str
+    ok: bool
+    code: Optional[str] = None
+    message: str = ""
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AckResult:
+        err = data.get("error") or {}
+        return cls(str(data["id"]), bool(data["ok"]), err.get("code"), str(err.get("message", "")))
