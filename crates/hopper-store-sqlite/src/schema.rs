@@ -6,9 +6,10 @@
 use rusqlite::Connection;
 
 /// (version, SQL). Append only: never edit a migration that has shipped.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE jobs (
     seq          INTEGER PRIMARY KEY,
     id           TEXT NOT NULL UNIQUE,
@@ -71,7 +72,20 @@ CREATE TABLE queues (
     PRIMARY KEY (namespace, name)
 );
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+-- Named leases for singleton roles (`maintenance`): one holder at a time, until expires_at
+-- (store clock, ms); an expired lease is anyone's to take.
+CREATE TABLE leader_leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+"#,
+    ),
+];
 
 /// Applies every migration newer than the database's version.
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -117,5 +131,30 @@ mod tests {
             })
             .unwrap();
         assert_eq!(v, latest_version());
+    }
+
+    #[test]
+    fn a_version_1_database_gains_leader_leases_and_keeps_its_rows() {
+        let mut c = Connection::open_in_memory().unwrap();
+        // A database as the first release left it: version 1 only, with a queue setting.
+        c.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .unwrap();
+        c.execute_batch(MIGRATIONS[0].1).unwrap();
+        c.execute_batch(
+            "INSERT INTO schema_migrations VALUES (1, 'then');
+             INSERT INTO queues (namespace, name, paused, updated_at) VALUES ('default', 'q', 1, 5);",
+        )
+        .unwrap();
+        migrate(&mut c).unwrap();
+        let leases: i64 = c
+            .query_row("SELECT count(*) FROM leader_leases", [], |r| r.get(0))
+            .unwrap();
+        let queues: i64 = c
+            .query_row("SELECT count(*) FROM queues", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((leases, queues), (0, 1));
+        assert_eq!(latest_version(), 2);
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hopper_store::*;
-use hopper_types::{Clock, Job, JobEvent, JobState, Timestamp};
+use hopper_types::{Clock, Job, JobEvent, JobId, JobState, Timestamp};
 use rusqlite::Connection;
 
 use crate::config::{Durability, SqliteConfig};
@@ -296,6 +296,55 @@ impl Store for SqliteStore {
         self.readers
             .run(move |c| ops::read::worker_running_list(c, &ns))
             .await
+    }
+
+    async fn leader_acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.write(move |ctx| ops::leader::acquire(ctx, &name, &holder, ttl_ms))
+            .await
+    }
+
+    async fn leader_resign(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.write(move |ctx| ops::leader::resign(ctx, &name, &holder))
+            .await
+    }
+
+    async fn export_jobs(
+        &self,
+        after: Option<JobId>,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        self.readers
+            .run(move |c| ops::export::jobs(c, after, limit))
+            .await
+    }
+
+    async fn export_idempotency_keys(
+        &self,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> Result<Vec<IdempotencyKeyRecord>, StoreError> {
+        self.readers
+            .run(move |c| ops::export::idempotency_keys(c, after, limit))
+            .await
+    }
+
+    async fn export_queues(&self) -> Result<Vec<QueueRecord>, StoreError> {
+        self.readers.run(ops::export::queues).await
+    }
+
+    async fn import(&self, batch: ImportBatch) -> Result<u64, StoreError> {
+        self.write(move |ctx| ops::import::import(ctx, batch)).await
+    }
+
+    async fn totals(&self) -> Result<StoreTotals, StoreError> {
+        self.readers.run(ops::export::totals).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

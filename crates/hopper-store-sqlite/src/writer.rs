@@ -76,6 +76,21 @@ impl WriteCtx<'_> {
         Ok(())
     }
 
+    /// Records that `job` arrived whole from another store (`import`): it enters the counts
+    /// in its current state, and its queue is woken when it is available. Its history came
+    /// with it, so no event is written here.
+    pub(crate) fn record_import(&mut self, job: &Job) {
+        self.effects.moves.push(CountMove {
+            namespace: job.namespace.clone(),
+            queue: job.queue.clone(),
+            from: None,
+            to: Some(job.state),
+        });
+        if job.state == hopper_types::JobState::Available {
+            self.wake(job);
+        }
+    }
+
     /// Records that `job` (in `state`) was deleted.
     pub(crate) fn record_delete(
         &mut self,

@@ -35,14 +35,18 @@
 //! - [`concurrency`]: many tasks at once against one store.
 //! - [`signals`]: long-poll wake-ups after commits that make jobs available.
 //! - [`durability`]: reopening a store, closing it.
+//! - [`leadership`]: leader leases (take, renew, expire, resign).
+//! - [`export`]: export, import and totals, what `hopper migrate` copies a store with.
 
 pub mod concurrency;
 pub mod durability;
+pub mod export;
 pub mod job_admin;
 pub mod job_insert;
 pub mod job_lease;
 pub mod job_outcome;
 pub mod job_read;
+pub mod leadership;
 pub mod maintenance;
 pub mod queue;
 pub mod signals;
@@ -218,6 +222,24 @@ macro_rules! conformance_suite {
                 closed_store_refuses_changes,
                 ping_answers,
             ],
+            leadership: [
+                leader_first_acquire_wins,
+                leader_second_holder_is_refused_while_live,
+                leader_renew_by_holder_extends,
+                leader_takeover_after_expiry,
+                leader_resign_lets_another_take_it_at_once,
+                leader_resign_by_a_non_holder_does_nothing,
+            ],
+            export: [
+                export_pages_through_every_job_in_id_order_with_events,
+                export_idempotency_keys_pages_in_namespace_key_order,
+                export_queues_lists_every_configured_queue,
+                totals_count_every_row,
+                import_into_a_fresh_store_reproduces_everything,
+                import_of_the_same_rows_again_adds_nothing,
+                import_never_overwrites_rows_already_present,
+                import_wakes_listeners_of_queues_it_fills,
+            ],
         }
     };
 }
@@ -259,6 +281,8 @@ mod self_check {
         ("concurrency", include_str!("concurrency.rs")),
         ("signals", include_str!("signals.rs")),
         ("durability", include_str!("durability.rs")),
+        ("leadership", include_str!("leadership.rs")),
+        ("export", include_str!("export.rs")),
     ];
 
     fn defined(source: &str) -> Vec<String> {

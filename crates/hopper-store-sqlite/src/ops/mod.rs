@@ -3,7 +3,10 @@
 //! State changes themselves are computed by `hopper_types::lifecycle`.
 
 pub(crate) mod admin;
+pub(crate) mod export;
+pub(crate) mod import;
 pub(crate) mod insert;
+pub(crate) mod leader;
 pub(crate) mod lease;
 pub(crate) mod maintenance;
 pub(crate) mod outcome;
