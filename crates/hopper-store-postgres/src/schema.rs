@@ -13,7 +13,7 @@ use crate::error::db_error;
 use hopper_store::StoreError;
 
 /// Key of the advisory lock held while migrating ("hopper" in ASCII).
-const MIGRATION_LOCK: i64 = 0x0068_6f70_7065_72;
+const MIGRATION_LOCK: i64 = 0x68_6f_70_70_65_72;
 
 /// (version, SQL). Append only: never edit a migration that has shipped.
 const MIGRATIONS: &[(i64, &str)] = &[(

@@ -59,6 +59,8 @@
 //!   `acker` (batched outcomes) are its parts.
 //! - [`handler`], [`outcome`], [`context`]: what handler authors use.
 //! - [`stats`]: live counters; [`shutdown`]: the SIGTERM/SIGINT future.
+//! - `postgres` (feature `postgres`): enqueue inside the application's own PostgreSQL
+//!   transaction, so a job exists if and only if the application's data was committed.
 
 mod acker;
 pub mod client;
@@ -68,6 +70,8 @@ pub mod handler;
 mod job_runner;
 mod leaser;
 pub mod outcome;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod retry;
 pub mod shutdown;
 pub mod stats;

@@ -40,7 +40,7 @@ pub enum LogFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the Hopper server on the embedded SQLite store.
+    /// Run the Hopper server on the embedded SQLite store, or on PostgreSQL with --database-url.
     Server(ServerArgs),
     /// Run a worker that executes jobs as commands.
     Worker(WorkerArgs),
@@ -56,6 +56,10 @@ pub enum Command {
     Workers,
     /// Run the benchmark workloads (W1-W4).
     Bench(BenchArgs),
+    /// Copy every queue setting, job (with its history) and idempotency key from one store to
+    /// another, e.g. from the embedded SQLite store to PostgreSQL. No server may run on the
+    /// source; running it again after an interruption finishes the copy.
+    Migrate(MigrateArgs),
 }
 
 /// `hopper server`.
@@ -65,14 +69,35 @@ pub struct ServerArgs {
     #[arg(long, env = "HOPPER_BIND", default_value = "127.0.0.1:7480")]
     pub bind: SocketAddr,
 
-    /// Directory of the database (created when missing).
+    /// Directory of the embedded database (created when missing); unused with
+    /// --database-url.
     #[arg(long, env = "HOPPER_DATA_DIR", default_value = "./hopper-data")]
     pub data_dir: PathBuf,
 
     /// `full` syncs every commit before answering (survives power loss); `relaxed` syncs at
-    /// least once a second (survives a process crash).
+    /// least once a second (survives a process crash). Embedded store only: PostgreSQL's own
+    /// settings decide its durability.
     #[arg(long, env = "HOPPER_DURABILITY", value_enum, default_value_t = DurabilityArg::Full)]
     pub durability: DurabilityArg,
+
+    /// Store everything in PostgreSQL at this `postgres://` URL instead of the embedded store;
+    /// any number of servers may share one database.
+    #[arg(
+        long,
+        env = "HOPPER_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// Connections in this server's PostgreSQL pool.
+    #[arg(long, env = "HOPPER_PG_POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub pg_pool_size: u32,
+
+    /// PostgreSQL's statement_timeout for every statement of this server, in milliseconds (0
+    /// disables it).
+    #[arg(long, env = "HOPPER_PG_STATEMENT_TIMEOUT_MS", default_value_t = 30_000)]
+    pub pg_statement_timeout_ms: u64,
 
     /// Allow binding a non-loopback address while no API key exists (anyone who can reach it
     /// can enqueue and run jobs).
@@ -97,6 +122,24 @@ impl DurabilityArg {
             DurabilityArg::Relaxed => "relaxed",
         }
     }
+}
+
+/// `hopper migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The store to copy from: a data directory (or `sqlite:PATH`), or a `postgres://` URL.
+    /// Nothing is changed in it.
+    #[arg(long, value_name = "SOURCE")]
+    pub from: String,
+
+    /// The store to copy into, in the same forms (a data directory is created when missing).
+    /// Rows it already holds are kept; nothing in it is overwritten.
+    #[arg(long, value_name = "DEST")]
+    pub to: String,
+
+    /// Jobs (and idempotency keys) copied per transaction.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub batch_size: u64,
 }
 
 /// `hopper worker`.
@@ -262,9 +305,12 @@ pub struct BenchArgs {
     /// Which workload to run.
     #[arg(value_enum)]
     pub workload: WorkloadArg,
-    /// Jobs per workload (defaults: W1 20,000; W2 200,000; W3 200,000; W4 2,000).
+    /// Jobs per workload (defaults: W1 20,000; W2 200,000; W3 200,000; W4 2,000; W7 100,000).
     #[arg(long)]
     pub jobs: Option<u64>,
+    /// W7: another node of the same database besides --server, by URL; repeatable.
+    #[arg(long = "node", value_name = "URL")]
+    pub nodes: Vec<String>,
     /// Durability of the server the bench starts (ignored with an explicit --server).
     #[arg(long, value_enum, default_value_t = DurabilityArg::Full)]
     pub durability: DurabilityArg,
@@ -285,6 +331,10 @@ pub enum WorkloadArg {
     /// Enqueue → handler start latency with an idle worker.
     #[value(name = "W4", alias = "w4")]
     W4,
+    /// W3 spread over several nodes of one PostgreSQL database (--server and every --node),
+    /// beside W3 through the first node alone.
+    #[value(name = "W7", alias = "w7")]
+    W7,
     /// W1 to W4 in turn.
     All,
 }
@@ -331,6 +381,41 @@ mod tests {
             assert_eq!(b.workload, WorkloadArg::W3);
             assert_eq!(b.jobs, Some(10));
         }
+    }
+
+    #[test]
+    fn server_takes_a_database_url_and_pool_settings() {
+        let cli = Cli::try_parse_from([
+            "hopper",
+            "server",
+            "--database-url",
+            "postgres://h@db/hopper",
+            "--pg-pool-size",
+            "4",
+            "--pg-statement-timeout-ms",
+            "500",
+        ])
+        .unwrap();
+        let Command::Server(s) = cli.command else {
+            panic!("not server")
+        };
+        assert_eq!(s.database_url.as_deref(), Some("postgres://h@db/hopper"));
+        assert_eq!((s.pg_pool_size, s.pg_statement_timeout_ms), (4, 500));
+        assert!(Cli::try_parse_from(["hopper", "server", "--pg-pool-size", "0"]).is_err());
+    }
+
+    #[test]
+    fn migrate_needs_both_ends() {
+        let cli = Cli::try_parse_from(["hopper", "migrate", "--from", "./a", "--to", "sqlite:b"])
+            .unwrap();
+        let Command::Migrate(m) = cli.command else {
+            panic!("not migrate")
+        };
+        assert_eq!(
+            (m.from.as_str(), m.to.as_str(), m.batch_size),
+            ("./a", "sqlite:b", 500)
+        );
+        assert!(Cli::try_parse_from(["hopper", "migrate", "--from", "./a"]).is_err());
     }
 
     #[test]

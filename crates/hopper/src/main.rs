@@ -2,7 +2,8 @@
 //! server crates.
 //!
 //! - [`cli`]: the grammar (clap).
-//! - [`commands`]: server, enqueue, jobs, queues, workers.
+//! - [`commands`]: server, migrate, enqueue, jobs, queues, workers.
+//! - [`stores`]: the stores a command line names (data directories, PostgreSQL URLs).
 //! - [`exec`]: `hopper worker --exec`, jobs as child processes.
 //! - [`bench`]: `hopper bench`, the workloads of the benchmarks.
 //! - [`output`], [`table`]: human and JSON output; [`logging`]: logs on stderr.
@@ -16,6 +17,7 @@ mod commands;
 mod exec;
 mod logging;
 mod output;
+mod stores;
 mod table;
 
 use std::process::ExitCode;
@@ -74,5 +76,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Queues(cmd) => commands::queues::run(&ctx()?, cmd).await,
         Command::Workers => commands::workers::run(&ctx()?).await,
         Command::Bench(args) => bench::run(cli.server.clone(), args, cli.json).await,
+        Command::Migrate(args) => commands::migrate::run(args, cli.json).await,
     }
 }

@@ -1,8 +1,10 @@
-//! One module per client subcommand: each parses its flags into SDK calls and prints the
-//! answer. No queue logic lives here; the SDK and the server own it.
+//! One module per subcommand: the client ones parse their flags into SDK calls and print the
+//! answer; `server` and `migrate` open stores. No queue logic lives here; the SDK, the server
+//! and the stores own it.
 
 pub mod enqueue;
 pub mod jobs;
+pub mod migrate;
 pub mod queues;
 pub mod server;
 pub mod workers;

@@ -1,5 +1,5 @@
-//! `hopper server`: opens the embedded store, binds, announces the address, serves until
-//! SIGTERM or SIGINT.
+//! `hopper server`: opens the store (the embedded one, or PostgreSQL with `--database-url`),
+//! binds, announces the address, serves until SIGTERM or SIGINT.
 //!
 //! The announcement `hopper listening on http://ADDR` is the one line this command prints on
 //! stdout, after the store is open and the socket bound, naming the real port when bound to
@@ -7,13 +7,17 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use hopper_server::ServerConfig;
+use hopper_store::Store;
+use hopper_store_postgres::PgConfig;
 use hopper_store_sqlite::{Durability, SqliteConfig, SqliteStore};
 use hopper_types::SystemClock;
 
 use crate::cli::ServerArgs;
+use crate::stores::{connect_postgres, redact};
 
 /// The prefix of the line announcing the address.
 pub const LISTENING_PREFIX: &str = "hopper listening on ";
@@ -28,22 +32,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             args.bind
         );
     }
-    let durability: Durability = args
-        .durability
-        .as_str()
-        .parse()
-        .map_err(anyhow::Error::msg)?;
-    let store = SqliteStore::open(SqliteConfig {
-        data_dir: args.data_dir.clone(),
-        durability,
-        clock: Arc::new(SystemClock),
-    })
-    .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let store = open_store(&args).await?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    tracing::info!(data_dir = %args.data_dir.display(), %durability, "store open");
 
     {
         // Scoped so the (non-Send) lock is gone before the first await below.
@@ -56,13 +49,40 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         insecure: args.insecure,
         ..ServerConfig::default()
     };
-    hopper_server::serve(
-        config,
-        Arc::new(store),
-        listener,
-        hopper_worker::shutdown_signal(),
-    )
-    .await
-    .context("serving")?;
+    hopper_server::serve(config, store, listener, hopper_worker::shutdown_signal())
+        .await
+        .context("serving")?;
     Ok(())
+}
+
+/// PostgreSQL when a database URL is given, else the embedded store in the data directory.
+async fn open_store(args: &ServerArgs) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(url) = &args.database_url {
+        let config = PgConfig {
+            pool_size: args.pg_pool_size,
+            statement_timeout: Duration::from_millis(args.pg_statement_timeout_ms),
+            ..PgConfig::new(url.clone())
+        };
+        let store = connect_postgres(config).await?;
+        tracing::info!(
+            database = %redact(url),
+            pool_size = args.pg_pool_size,
+            statement_timeout_ms = args.pg_statement_timeout_ms,
+            "store open"
+        );
+        return Ok(Arc::new(store));
+    }
+    let durability: Durability = args
+        .durability
+        .as_str()
+        .parse()
+        .map_err(anyhow::Error::msg)?;
+    let store = SqliteStore::open(SqliteConfig {
+        data_dir: args.data_dir.clone(),
+        durability,
+        clock: Arc::new(SystemClock),
+    })
+    .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    tracing::info!(data_dir = %args.data_dir.display(), %durability, "store open");
+    Ok(Arc::new(store))
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // Each test file uses a different subset.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -28,16 +29,30 @@ impl Server {
     /// Starts a server and waits for its announcement.
     pub fn start() -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        Server::spawn(dir, &["--data-dir".as_ref(), data.as_os_str()])
+    }
+
+    /// Starts a server on the embedded store in `data_dir` (which outlives it).
+    pub fn start_at(data_dir: &Path) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Server::spawn(dir, &["--data-dir".as_ref(), data_dir.as_os_str()])
+    }
+
+    /// Starts a server on PostgreSQL at `database_url`.
+    pub fn start_on_postgres(database_url: &str) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Server::spawn(dir, &["--database-url".as_ref(), database_url.as_ref()])
+    }
+
+    /// Starts `hopper server` on a free port with `store_args` naming its store, and waits
+    /// for its announcement.
+    fn spawn(dir: tempfile::TempDir, store_args: &[&OsStr]) -> Server {
         let mut child = Command::new(HOPPER)
-            .args([
-                "server",
-                "--bind",
-                "127.0.0.1:0",
-                "--durability",
-                "relaxed",
-                "--data-dir",
-            ])
-            .arg(dir.path().join("data"))
+            .args(["server", "--bind", "127.0.0.1:0", "--durability", "relaxed"])
+            .args(store_args)
+            // The store is the one named here, whatever the environment says.
+            .env_remove("HOPPER_DATABASE_URL")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
