@@ -77,66 +77,8 @@ impl Runs {
 /// W3 with `n` jobs.
 pub async fn w3(client: &Client, n: u64) -> anyhow::Result<WorkloadResult> {
     let queue = fresh_queue("w3");
-    let pb = progress(n, "W3 prepare");
-    enqueue_batches(client, &queue, n, |k| pb.inc(k)).await?;
-    pb.finish_and_clear();
-    verify_counts(client, &queue, JobState::Available, n).await?;
-
-    let runs = Arc::new(Runs::new(n));
-    let marks = runs.clone();
-    let worker = Worker::builder(client.clone())
-        .queues([queue.clone()])
-        .concurrency(CONCURRENCY)
-        .register(NOOP_KIND, move |_ctx: JobContext, args: NoopArgs| {
-            marks.mark(args.i);
-            async { Ok::<_, Infallible>(Outcome::complete()) }
-        })
-        .build()?;
-    let stats = worker.stats();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-
-    let pb = progress(n, "W3 drain");
-    let started = Instant::now();
-    let mut running = tokio::spawn(worker.run_until(async {
-        let _ = stopped.await;
-    }));
-    let mut last = 0;
-    let mut last_change = Instant::now();
-    let elapsed = loop {
-        let done = stats.completed();
-        if done >= n {
-            break started.elapsed();
-        }
-        if done != last {
-            last = done;
-            last_change = Instant::now();
-            pb.set_position(done);
-        } else if last_change.elapsed() > STALL_LIMIT {
-            anyhow::bail!(
-                "the drain stalled at {done} of {n} jobs ({:?})",
-                stats.snapshot()
-            );
-        }
-        tokio::select! {
-            r = &mut running => {
-                r.context("the worker panicked")??;
-                anyhow::bail!("the worker stopped at {done} of {n} jobs");
-            }
-            _ = tokio::time::sleep(Duration::from_millis(1)) => {}
-        }
-    };
-    pb.finish_and_clear();
-    let _ = stop.send(());
-    running.await.context("the worker panicked")??;
-
-    runs.check()?;
-    let s = stats.snapshot();
-    tracing::debug!(stats = ?s, "W3 worker");
-    anyhow::ensure!(
-        s.completed == n && s.undelivered == 0 && s.failed == 0,
-        "the worker recorded {s:?} for {n} jobs"
-    );
-    verify_counts(client, &queue, JobState::Completed, n).await?;
+    prepare(client, &queue, n, "W3 prepare").await?;
+    let elapsed = drain(std::slice::from_ref(client), &queue, n, "W3 drain").await?;
     Ok(WorkloadResult {
         workload: "W3",
         description: "one worker, concurrency 10, drains the backlog",
@@ -145,6 +87,97 @@ pub async fn w3(client: &Client, n: u64) -> anyhow::Result<WorkloadResult> {
         jobs_per_sec: rate(n, elapsed),
         latency: None,
     })
+}
+
+/// Enqueues `n` no-op jobs into `queue` and checks they are all available.
+pub async fn prepare(client: &Client, queue: &str, n: u64, label: &str) -> anyhow::Result<()> {
+    let pb = progress(n, label);
+    enqueue_batches(client, queue, n, |k| pb.inc(k)).await?;
+    pb.finish_and_clear();
+    verify_counts(client, queue, JobState::Available, n).await
+}
+
+/// Drains the `n` jobs of `queue` with one worker (concurrency 10) per client, all at once;
+/// returns the time from the workers' start to the last completion acknowledged. Checks that
+/// every job ran exactly once and that the server recorded every completion.
+pub async fn drain(
+    clients: &[Client],
+    queue: &str,
+    n: u64,
+    label: &str,
+) -> anyhow::Result<Duration> {
+    let runs = Arc::new(Runs::new(n));
+    let mut workers = Vec::new();
+    for client in clients {
+        let marks = runs.clone();
+        workers.push(
+            Worker::builder(client.clone())
+                .queues([queue.to_string()])
+                .concurrency(CONCURRENCY)
+                .register(NOOP_KIND, move |_ctx: JobContext, args: NoopArgs| {
+                    marks.mark(args.i);
+                    async { Ok::<_, Infallible>(Outcome::complete()) }
+                })
+                .build()?,
+        );
+    }
+    let stats: Vec<_> = workers.iter().map(|w| w.stats()).collect();
+    let completed = || stats.iter().map(|s| s.completed()).sum::<u64>();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+
+    let pb = progress(n, label);
+    let started = Instant::now();
+    let mut running = tokio::task::JoinSet::new();
+    for worker in workers {
+        let mut stopped = stopped.clone();
+        running.spawn(worker.run_until(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+    }
+    let mut last = 0;
+    let mut last_change = Instant::now();
+    let elapsed = loop {
+        let done = completed();
+        if done >= n {
+            break started.elapsed();
+        }
+        if done != last {
+            last = done;
+            last_change = Instant::now();
+            pb.set_position(done);
+        } else if last_change.elapsed() > STALL_LIMIT {
+            anyhow::bail!("the drain stalled at {done} of {n} jobs");
+        }
+        tokio::select! {
+            Some(r) = running.join_next() => {
+                r.context("a worker panicked")??;
+                anyhow::bail!("a worker stopped at {done} of {n} jobs");
+            }
+            _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+        }
+    };
+    pb.finish_and_clear();
+    let _ = stop.send(true);
+    while let Some(r) = running.join_next().await {
+        r.context("a worker panicked")??;
+    }
+
+    runs.check()?;
+    for s in &stats {
+        let s = s.snapshot();
+        tracing::debug!(stats = ?s, "drain worker");
+        anyhow::ensure!(
+            s.undelivered == 0 && s.failed == 0,
+            "a worker recorded {s:?}"
+        );
+    }
+    anyhow::ensure!(
+        completed() == n,
+        "the workers completed {} of {n} jobs",
+        completed()
+    );
+    verify_counts(&clients[0], queue, JobState::Completed, n).await?;
+    Ok(elapsed)
 }
 
 #[cfg(test)]

@@ -5,12 +5,14 @@
 //! - [`enqueue`]: W1 (one by one) and W2 (batches of 1,000).
 //! - [`drain`]: W3 (one worker, concurrency 10, drains a backlog).
 //! - [`latency`]: W4 (enqueue → handler start with an idle worker).
+//! - [`cluster`]: W7 (W3 spread over several nodes of one PostgreSQL database).
 //! - [`report`]: the result table and JSON.
 //!
 //! Each workload uses a queue of its own (`bench-w1-<random>`), so its counts can be verified
 //! exactly even on a server that holds other jobs, and each verifies them: a run that loses or
 //! duplicates a job ends in an error instead of a figure.
 
+pub mod cluster;
 pub mod drain;
 pub mod enqueue;
 pub mod latency;
@@ -78,6 +80,15 @@ async fn run_workloads(client: &Client, args: &BenchArgs) -> anyhow::Result<Vec<
             WorkloadArg::W2 => enqueue::w2(client, args.jobs.unwrap_or(200_000)).await,
             WorkloadArg::W3 => drain::w3(client, args.jobs.unwrap_or(200_000)).await,
             WorkloadArg::W4 => latency::w4(client, args.jobs.unwrap_or(2_000)).await,
+            WorkloadArg::W7 => {
+                let mut clients = vec![client.clone()];
+                for node in &args.nodes {
+                    clients.push(Client::new(node)?);
+                }
+                let r = cluster::w7(&clients, args.jobs.unwrap_or(100_000)).await;
+                results.extend(r.with_context(|| format!("workload {w:?}"))?);
+                continue;
+            }
             WorkloadArg::All => continue,
         };
         results.push(r.with_context(|| format!("workload {w:?}"))?);
