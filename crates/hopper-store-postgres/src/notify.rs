@@ -14,38 +14,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hopper_store::{QueueSignals, StoreError};
+use hopper_store::QueueSignals;
 use serde_json::json;
+use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
-
-use crate::error::db_error;
 
 /// The channel every node listens on.
 pub(crate) const CHANNEL: &str = "hopper_jobs";
 
-/// Queues a wake-up of `queues` on every node, delivered at commit. `node` lets the sender's
-/// own listener skip what the sender already woke locally.
-pub(crate) async fn publish(
-    conn: &mut PgConnection,
-    node: &str,
-    queues: &[(String, String)],
-) -> Result<(), StoreError> {
-    if queues.is_empty() {
-        return Ok(());
-    }
-    let payloads: Vec<String> = queues
+/// The notification payloads that wake `queues` on every node (sent on [`CHANNEL`], delivered
+/// at commit). `node` lets the sender's own listener skip what the sender woke locally.
+pub(crate) fn payloads(node: &str, queues: &[(String, String)]) -> Vec<String> {
+    queues
         .iter()
         .map(|(ns, q)| json!({"node": node, "ns": ns, "queue": q}).to_string())
-        .collect();
-    sqlx::query("SELECT pg_notify($1, p) FROM UNNEST($2::text[]) AS p")
-        .bind(CHANNEL)
-        .bind(payloads)
-        .execute(conn)
-        .await
-        .map_err(db_error)?;
-    Ok(())
+        .collect()
 }
 
 /// A notification's payload; anything else on the channel is ignored.

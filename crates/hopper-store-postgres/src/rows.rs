@@ -126,38 +126,6 @@ impl JobColumns {
         .await
         .map_err(crate::error::db_error)
     }
-
-    /// Writes back the mutable columns of existing jobs (identity, queue, kind and tags never
-    /// change after enqueue).
-    pub(crate) async fn update(self, conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
-        if self.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "UPDATE hopper.jobs j SET state = u.state, priority = u.priority,
-                 available_at = u.available_at, rescue_at = u.rescue_at,
-                 finished_at = u.finished_at, lease_ms = u.lease_ms, worker_id = u.worker_id,
-                 body = u.body
-             FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::bigint[], $5::bigint[],
-                 $6::bigint[], $7::bigint[], $8::text[], $9::text[])
-                 AS u(id, state, priority, available_at, rescue_at, finished_at, lease_ms,
-                      worker_id, body)
-             WHERE j.id = u.id",
-        )
-        .bind(self.id)
-        .bind(self.state)
-        .bind(self.priority)
-        .bind(self.available_at)
-        .bind(self.rescue_at)
-        .bind(self.finished_at)
-        .bind(self.lease_ms)
-        .bind(self.worker_id)
-        .bind(self.body)
-        .execute(&mut *conn)
-        .await
-        .map_err(crate::error::db_error)?;
-        Ok(())
-    }
 }
 
 /// Events as column arrays, for one multi-row insert.
@@ -237,4 +205,66 @@ pub(crate) fn decode_event(row: &PgRow) -> Result<JobEvent, StoreError> {
         actor: row.try_get(5).map_err(e)?,
         reason: row.try_get(6).map_err(e)?,
     })
+}
+
+/// Writes back changed jobs, records their events and sends wake-up notifications, in one
+/// statement (one round trip, whatever the batch size). Empty inputs write nothing.
+pub(crate) async fn write_changes(
+    conn: &mut sqlx::PgConnection,
+    jobs: JobColumns,
+    events: EventColumns,
+    notifications: Vec<String>,
+) -> Result<(), StoreError> {
+    if jobs.is_empty() && events.job_id.is_empty() && notifications.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "WITH updated AS (
+             UPDATE hopper.jobs j SET state = u.state, priority = u.priority,
+                 available_at = u.available_at, rescue_at = u.rescue_at,
+                 finished_at = u.finished_at, lease_ms = u.lease_ms, worker_id = u.worker_id,
+                 body = u.body
+             FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::bigint[], $5::bigint[],
+                 $6::bigint[], $7::bigint[], $8::text[], $9::text[])
+                 AS u(id, state, priority, available_at, rescue_at, finished_at, lease_ms,
+                      worker_id, body)
+             WHERE j.id = u.id
+             RETURNING 1
+         ),
+         recorded AS (
+             INSERT INTO hopper.job_events (job_id, namespace, from_state, to_state, at, actor, reason)
+             SELECT job_id, namespace, from_state, to_state, at, actor, reason
+             FROM UNNEST($10::uuid[], $11::text[], $12::text[], $13::text[], $14::bigint[],
+                 $15::text[], $16::text[]) WITH ORDINALITY
+                 AS e(job_id, namespace, from_state, to_state, at, actor, reason, n)
+             ORDER BY n
+             RETURNING 1
+         ),
+         woken AS (
+             SELECT pg_notify('hopper_jobs', p) FROM UNNEST($17::text[]) AS p
+         )
+         SELECT (SELECT count(*) FROM updated), (SELECT count(*) FROM recorded),
+                (SELECT count(*) FROM woken)",
+    )
+    .bind(jobs.id)
+    .bind(jobs.state)
+    .bind(jobs.priority)
+    .bind(jobs.available_at)
+    .bind(jobs.rescue_at)
+    .bind(jobs.finished_at)
+    .bind(jobs.lease_ms)
+    .bind(jobs.worker_id)
+    .bind(jobs.body)
+    .bind(events.job_id)
+    .bind(events.namespace)
+    .bind(events.from)
+    .bind(events.to)
+    .bind(events.at)
+    .bind(events.actor)
+    .bind(events.reason)
+    .bind(notifications)
+    .execute(conn)
+    .await
+    .map_err(crate::error::db_error)?;
+    Ok(())
 }

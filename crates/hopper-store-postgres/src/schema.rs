@@ -16,9 +16,10 @@ use hopper_store::StoreError;
 const MIGRATION_LOCK: i64 = 0x68_6f_70_70_65_72;
 
 /// (version, SQL). Append only: never edit a migration that has shipped.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE hopper.jobs (
     id           uuid PRIMARY KEY,
     namespace    text NOT NULL,
@@ -87,7 +88,24 @@ CREATE TABLE hopper.leader_leases (
     expires_at bigint NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+-- Aborts the statement that calls it unless `ok`: lets one multi-part statement be
+-- all-or-nothing without a transaction block around it (see ops/insert.rs).
+CREATE FUNCTION hopper.require(ok boolean, message text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT ok THEN
+        RAISE EXCEPTION USING ERRCODE = 'HP001', MESSAGE = message;
+    END IF;
+    RETURN true;
+END
+$$;
+"#,
+    ),
+];
 
 /// The newest schema version this build knows.
 pub(crate) fn latest_version() -> i64 {

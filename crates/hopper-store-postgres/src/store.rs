@@ -110,6 +110,24 @@ impl PgStore {
 #[async_trait]
 impl Store for PgStore {
     async fn job_insert_many(&self, params: JobInsertParams) -> Result<Vec<Inserted>, StoreError> {
+        // Most enqueues carry new keys (or none): one statement, one round trip. A key already
+        // held sends the call down the transactional path, which answers duplicates and
+        // conflicts.
+        let now = self.clock.now();
+        if let Some((out, wake)) = ops::insert::insert_fast(
+            &self.pool,
+            params.jobs.clone(),
+            now,
+            &params.actor,
+            &self.node,
+        )
+        .await?
+        {
+            for (ns, q) in wake {
+                self.signals.notify(&ns, &q);
+            }
+            return Ok(out);
+        }
         let (mut tx, mut ws) = self.begin().await?;
         let out = ops::insert::insert_many(&mut tx, &mut ws, params.jobs, &params.actor).await?;
         self.commit(tx, ws).await?;

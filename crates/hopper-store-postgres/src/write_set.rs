@@ -1,9 +1,9 @@
-//! What one transaction changed, written in a few multi-row statements at its end.
+//! What one transaction changed, written in one statement at its end.
 //!
 //! Operations compute each job's new state with `hopper_types::lifecycle` (under the row locks
-//! they took) and hand it here; [`WriteSet::flush`] then writes every changed job with one
-//! `UPDATE ... FROM UNNEST`, every event with one `INSERT`, and queues the notifications that
-//! wake workers on every node. PostgreSQL delivers those only when the transaction commits, so
+//! they took) and hand it here; [`WriteSet::flush`] then writes every changed job, every event
+//! and the notifications that wake workers on every node as parts of one `WITH` statement, one
+//! round trip whatever the batch size. PostgreSQL delivers those only when the transaction commits, so
 //! no worker is ever woken for a job it cannot yet see.
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use hopper_types::{Job, JobState, Timestamp};
 use sqlx::PgConnection;
 
 use crate::notify;
-use crate::rows::{EventColumns, JobColumns};
+use crate::rows::{EventColumns, JobColumns, write_changes};
 
 /// Changes of one transaction, in the order they happened.
 pub(crate) struct WriteSet {
@@ -100,15 +100,11 @@ impl WriteSet {
             }
             cols.insert(conn).await?;
         }
-        if !self.updated.is_empty() {
-            let mut cols = JobColumns::default();
-            for job in &self.updated {
-                cols.push(job)?;
-            }
-            cols.update(conn).await?;
+        let mut cols = JobColumns::default();
+        for job in &self.updated {
+            cols.push(job)?;
         }
-        self.events.insert(conn).await?;
-        notify::publish(conn, node, &self.wake).await?;
+        write_changes(conn, cols, self.events, notify::payloads(node, &self.wake)).await?;
         Ok(self.wake)
     }
 }

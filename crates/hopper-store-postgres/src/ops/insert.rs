@@ -149,3 +149,130 @@ async fn claim_keys(
     }
     Ok(held)
 }
+
+/// The SQLSTATE `hopper.require` raises: the fast path could not claim every key.
+pub(crate) const KEY_HELD: &str = "HP001";
+
+/// Enqueue in one statement, committed on its own (no transaction block: one round trip).
+///
+/// Claims the keys, inserts the jobs and their events and sends the wake-ups, all in one
+/// statement, which `hopper.require` aborts entirely when any key was already held (the
+/// statement then changed nothing, and the caller takes [`insert_many`] in a transaction,
+/// which sorts out duplicates and conflicts). Returns the jobs and the queues to wake, or
+/// `None` when a key was held.
+pub(crate) async fn insert_fast(
+    pool: &sqlx::PgPool,
+    jobs: Vec<NewJob>,
+    now: hopper_types::Timestamp,
+    actor: &str,
+    node: &str,
+) -> Result<Option<(Vec<Inserted>, Vec<(String, String)>)>, StoreError> {
+    let n = jobs.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut namespaces = Vec::with_capacity(n);
+    let mut queues = Vec::with_capacity(n);
+    let mut kinds = Vec::with_capacity(n);
+    let mut states = Vec::with_capacity(n);
+    let mut priorities = Vec::with_capacity(n);
+    let mut available_ats = Vec::with_capacity(n);
+    let mut tags = Vec::with_capacity(n);
+    let mut bodies = Vec::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    let mut fingerprints = Vec::with_capacity(n);
+    let mut reasons = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(n);
+    let mut wake: Vec<(String, String)> = Vec::new();
+    for new in jobs {
+        let key = new.idempotency_key.clone();
+        let fingerprint = key.as_ref().map(|_| new.fingerprint());
+        let (job, change) = lifecycle::insert(new, now);
+        ids.push(job.id.0);
+        namespaces.push(job.namespace.clone());
+        queues.push(job.queue.clone());
+        kinds.push(job.kind.clone());
+        states.push(job.state.as_str());
+        priorities.push(job.priority);
+        available_ats.push(job.available_at.as_millis());
+        tags.push(
+            serde_json::to_string(&job.tags).map_err(|e| StoreError::Internal(e.to_string()))?,
+        );
+        bodies.push(crate::rows::encode_body(&job)?);
+        keys.push(key);
+        fingerprints.push(fingerprint);
+        reasons.push(change.reason);
+        if job.state == hopper_types::JobState::Available
+            && !wake
+                .iter()
+                .any(|(ns, q)| *ns == job.namespace && *q == job.queue)
+        {
+            wake.push((job.namespace.clone(), job.queue.clone()));
+        }
+        out.push(Inserted {
+            id: job.id,
+            job: Some(job),
+            duplicate: false,
+        });
+    }
+    let done = sqlx::query(
+        "WITH input AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                 $6::int[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[],
+                 $12::text[]) WITH ORDINALITY
+                 AS u(id, namespace, queue, kind, state, priority, available_at, tags, body,
+                      ikey, fp, reason, n)
+         ),
+         claimed AS (
+             INSERT INTO hopper.idempotency_keys (namespace, key, job_id, fingerprint, created_at)
+             SELECT namespace, ikey, id, fp, $13 FROM input WHERE ikey IS NOT NULL
+             ON CONFLICT (namespace, key) DO NOTHING
+             RETURNING job_id
+         ),
+         guard AS (
+             SELECT hopper.require(
+                 (SELECT count(*) FROM claimed) = (SELECT count(*) FROM input WHERE ikey IS NOT NULL),
+                 'an idempotency key is already held')
+         ),
+         jobs AS (
+             INSERT INTO hopper.jobs (id, namespace, queue, kind, state, priority, available_at,
+                 created_at, tags, body)
+             SELECT id, namespace, queue, kind, state, priority, available_at, $13,
+                 ARRAY(SELECT jsonb_array_elements_text(tags::jsonb)), body
+             FROM input
+             RETURNING 1
+         ),
+         events AS (
+             INSERT INTO hopper.job_events (job_id, namespace, from_state, to_state, at, actor, reason)
+             SELECT id, namespace, NULL, state, $13, $14, reason FROM input ORDER BY n
+             RETURNING 1
+         ),
+         woken AS (
+             SELECT pg_notify('hopper_jobs',
+                 json_build_object('node', $15::text, 'ns', namespace, 'queue', queue)::text)
+             FROM (SELECT DISTINCT namespace, queue FROM input WHERE state = 'available') q
+         )
+         SELECT (SELECT count(*) FROM guard), (SELECT count(*) FROM jobs),
+                (SELECT count(*) FROM events), (SELECT count(*) FROM woken)",
+    )
+    .bind(ids)
+    .bind(namespaces)
+    .bind(queues)
+    .bind(kinds)
+    .bind(states)
+    .bind(priorities)
+    .bind(available_ats)
+    .bind(tags)
+    .bind(bodies)
+    .bind(keys)
+    .bind(fingerprints)
+    .bind(reasons)
+    .bind(now.as_millis())
+    .bind(actor)
+    .bind(node)
+    .execute(pool)
+    .await;
+    match done {
+        Ok(_) => Ok(Some((out, wake))),
+        Err(sqlx::Error::Database(d)) if d.code().as_deref() == Some(KEY_HELD) => Ok(None),
+        Err(e) => Err(db_error(e)),
+    }
+}

@@ -13,22 +13,6 @@ use crate::error::db_error;
 use crate::rows::decode_job;
 use crate::write_set::WriteSet;
 
-/// The paused queues among `queues`.
-pub(crate) async fn paused_among(
-    conn: &mut PgConnection,
-    namespace: &str,
-    queues: &[String],
-) -> Result<Vec<String>, StoreError> {
-    sqlx::query_scalar(
-        "SELECT name FROM hopper.queues WHERE namespace = $1 AND name = ANY($2) AND paused",
-    )
-    .bind(namespace)
-    .bind(queues)
-    .fetch_all(conn)
-    .await
-    .map_err(db_error)
-}
-
 pub(crate) async fn lease_many(
     conn: &mut PgConnection,
     ws: &mut WriteSet,
@@ -37,14 +21,15 @@ pub(crate) async fn lease_many(
     let mut queues = p.queues.clone();
     queues.sort();
     queues.dedup();
-    let paused = paused_among(conn, &p.namespace, &queues).await?;
     let mut candidates: Vec<(i32, i64, Job)> = Vec::new();
-    for queue in queues.iter().filter(|q| !paused.contains(q)) {
+    for queue in &queues {
         // One indexed range read per queue, each at most max_jobs long. Rows this call locks
         // but does not lease (a multi-queue merge) are released at commit, untouched.
         let rows = sqlx::query(
             "SELECT body, lease_ms, priority, available_at FROM hopper.jobs
              WHERE namespace = $1 AND queue = $2 AND state = 'available'
+               AND NOT EXISTS (SELECT 1 FROM hopper.queues
+                               WHERE namespace = $1 AND name = $2 AND paused)
              ORDER BY priority DESC, available_at, id
              LIMIT $3 FOR UPDATE SKIP LOCKED",
         )
