@@ -203,12 +203,4 @@ impl JobContext {
         );
         self.inner.cancel.cancel();
     }
-
-    pub(crate) fn client(&self) -> &Client {
-        &self.inner.client
-    }
-
-    pub(crate) fn lease_ms(&self) -> u64 {
-        self.inner.lease_ms
-    }
 }

@@ -1,6 +1,6 @@
-//! One leased job from start to report: wait for a run slot, run the handler while
-//! heartbeating, enforce the timeout and cancellation, and turn how it ended into the outcome
-//! the server gets.
+//! One leased job from lease to report: wait for a run slot, run the handler, enforce the
+//! timeout and cancellation, and turn how it ended into the outcome the server gets. The lease
+//! is heartbeated (`heartbeat`) the whole time, waiting included.
 //!
 //! The handler runs inside this task (not a task of its own), so stopping it is dropping its
 //! future: whatever it holds is dropped with it (a child process guard, a connection), and no
@@ -24,13 +24,13 @@ use crate::acker::Acker;
 use crate::context::CancelReason;
 use crate::outcome::{KIND_PANIC, KIND_TIMEOUT, KIND_UNKNOWN_KIND};
 use crate::stats::WorkerStats;
-use crate::wire::{Ack, AckOutcome, HeartbeatAnswer};
+use crate::wire::{Ack, AckOutcome};
 use crate::worker::{Handlers, WorkerConfig};
-use crate::{Client, Error, JobContext, Outcome};
+use crate::{Client, JobContext, Outcome};
 
-/// A heartbeat that failed for a reason other than a lost lease is tried again this soon, so
-/// a short blip does not let the lease run out.
-const HEARTBEAT_RETRY: Duration = Duration::from_secs(1);
+mod heartbeat;
+
+use heartbeat::{Heartbeat, LeaseNews};
 
 /// What the runner does with a job once its handler stopped.
 #[derive(Debug, PartialEq)]
@@ -73,17 +73,33 @@ impl Runner {
         };
         let token = token.0;
         let id = job.id;
+        // The lease runs from now, not from the handler's start: heartbeat it while the job
+        // waits for a run slot too, or it would expire behind handlers that outlast it.
+        let mut heartbeat =
+            Heartbeat::start(self.client.clone(), id, token.clone(), self.config.lease_ms);
 
         let permit = tokio::select! {
             biased;
-            _ = self.stop.cancelled() => None,
-            p = self.running.clone().acquire_owned() => p.ok(),
+            // Shutdown: a job that has not started goes back at once, uncounted.
+            _ = self.stop.cancelled() => Err(Verdict::Release),
+            p = self.running.clone().acquire_owned() => p.map_err(|_| Verdict::Release),
+            news = heartbeat.news() => Err(match news {
+                // Nothing ran, so nothing to stop: the job ends cancelled as asked.
+                LeaseNews::CancelRequested => Verdict::Report(Outcome::Cancelled),
+                LeaseNews::Lost => {
+                    tracing::warn!(job = %id, "lease lost while waiting for a run slot");
+                    Verdict::Lost
+                }
+            }),
         };
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         self.progress.notify_waiters();
-        let Some(permit) = permit else {
-            self.report(id, token, Verdict::Release).await;
-            return;
+        let permit = match permit {
+            Ok(p) => p,
+            Err(verdict) => {
+                self.report(id, token, verdict).await;
+                return;
+            }
         };
 
         let timeout = Duration::from_millis(u64::try_from(job.timeout_ms).unwrap_or(0));
@@ -96,13 +112,14 @@ impl Runner {
             deadline,
         );
         self.stats.record_started();
-        let verdict = self.supervise(&ctx).await;
+        let verdict = self.supervise(&ctx, &mut heartbeat).await;
         drop(permit);
         self.report(id, token, verdict).await;
     }
 
-    /// Runs the handler until it ends or must be stopped; returns what to report.
-    async fn supervise(&self, ctx: &JobContext) -> Verdict {
+    /// Runs the handler, still heartbeating, until it ends or must be stopped; returns what to
+    /// report.
+    async fn supervise(&self, ctx: &JobContext, heartbeat: &mut Heartbeat) -> Verdict {
         let handler: BoxFuture<'static, Outcome> = match self.handlers.get(ctx.kind()) {
             Some(h) => h.call(ctx.clone()),
             None => {
@@ -115,9 +132,6 @@ impl Runner {
         let handler = AssertUnwindSafe(handler).catch_unwind();
         tokio::pin!(handler);
 
-        let interval = Duration::from_millis(ctx.lease_ms() / 3).max(Duration::from_millis(50));
-        let mut next_heartbeat = Instant::now() + interval;
-        let mut heartbeat: Option<BoxFuture<'static, Result<HeartbeatAnswer, Error>>> = None;
         // Set once a cancel was requested: the handler has until then to stop by itself.
         let mut cancel_deadline: Option<Instant> = None;
         let token = ctx.cancellation_token();
@@ -156,26 +170,10 @@ impl Runner {
                     tracing::info!(job = %ctx.id(), "the handler did not stop after the cancel; dropping it");
                     return Verdict::Report(Outcome::Cancelled);
                 }
-                r = async { heartbeat.as_mut().expect("guarded by is_some").await }, if heartbeat.is_some() => {
-                    heartbeat = None;
-                    next_heartbeat = Instant::now() + interval;
-                    match r {
-                        Ok(a) if a.cancel_requested => ctx.cancel(CancelReason::CancelRequested),
-                        Ok(_) => {}
-                        Err(e) if e.is_lease_lost() => ctx.cancel(CancelReason::LeaseLost),
-                        Err(e) => {
-                            tracing::warn!(job = %ctx.id(), error = %e, "heartbeat failed");
-                            next_heartbeat = Instant::now() + HEARTBEAT_RETRY.min(interval);
-                        }
-                    }
-                }
-                _ = sleep_until(next_heartbeat), if heartbeat.is_none() => {
-                    let client = ctx.client().clone();
-                    let (id, token, lease_ms) = (ctx.id(), ctx.lease_token().to_string(), ctx.lease_ms());
-                    heartbeat = Some(Box::pin(async move {
-                        client.heartbeat(id, &token, Some(lease_ms), None).await
-                    }));
-                }
+                news = heartbeat.news() => match news {
+                    LeaseNews::CancelRequested => ctx.cancel(CancelReason::CancelRequested),
+                    LeaseNews::Lost => ctx.cancel(CancelReason::LeaseLost),
+                },
             }
         }
     }

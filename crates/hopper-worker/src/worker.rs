@@ -4,8 +4,10 @@
 //! Moving parts, each in its own module:
 //! - the lease loop ([`crate::leaser`]) long-polls `POST /v1/leases` for as many jobs as there
 //!   are free slots (at most twice the concurrency are held at once);
-//! - one task per leased job ([`crate::job_runner`]) waits for one of `concurrency` run slots,
-//!   runs the handler, heartbeats, and enforces timeout and cancellation;
+//! - one task per leased job ([`crate::job_runner`]) heartbeats the lease from the moment it
+//!   is leased until its outcome is queued (waiting included, or jobs leased ahead would
+//!   expire behind long handlers), waits for one of `concurrency` run slots, runs the
+//!   handler, and enforces timeout and cancellation;
 //! - the ack flusher ([`crate::acker`]) batches outcomes into `POST /v1/acks`.
 //!
 //! Shutdown (the semantics document, Shutdown): stop leasing, release leased jobs that have not started,
@@ -102,7 +104,8 @@ impl WorkerBuilder {
     }
 
     /// Most handlers running at once (default 10). The worker holds up to twice as many
-    /// leased jobs, so the next ones are already here when a handler finishes.
+    /// leased jobs, so the next ones are already here when a handler finishes; their leases
+    /// are renewed while they wait.
     pub fn concurrency(mut self, n: usize) -> Self {
         self.config.concurrency = n;
         self

@@ -1,6 +1,7 @@
 //! The SDK against a real server (the `hopper` binary): typed handlers, every `Outcome`, errors,
-//! panics, bad args, timeouts, cancellation through heartbeats, progress, graceful shutdown,
-//! and the client's error codes and idempotent enqueue.
+//! panics, bad args, timeouts, cancellation through heartbeats, leases kept (and cancels heard)
+//! while jobs wait for a run slot, progress, graceful shutdown, and the client's error codes
+//! and idempotent enqueue.
 
 mod common;
 
@@ -295,4 +296,118 @@ async fn enqueue_is_idempotent_and_errors_carry_their_code() {
         .await
         .unwrap_err();
     assert!(e.is_lease_lost(), "{e}");
+}
+
+/// Jobs leased ahead of a free run slot are heartbeated while they wait: with handlers that
+/// outlast the lease, a job waiting behind them must not lose its lease to the rescuer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leased_jobs_waiting_for_a_slot_keep_their_leases() {
+    let server = Server::start();
+    let client = server.client();
+    // Longer than the lease: the second job, leased with the first (the worker holds twice
+    // its concurrency), waits more than a lease period for its turn.
+    let run_time = Duration::from_millis(1500);
+    let jobs = client
+        .enqueue_batch((0..3).map(|i| job("slow", json!(i))).collect())
+        .await
+        .unwrap();
+    let worker = Worker::builder(client.clone())
+        .queues(["sdk"])
+        .concurrency(1)
+        .lease_ms(1000)
+        .register(
+            "slow",
+            move |_ctx: JobContext, _args: serde_json::Value| async move {
+                tokio::time::sleep(run_time).await;
+                Ok::<_, std::convert::Infallible>(())
+            },
+        )
+        .build()
+        .unwrap();
+    let stats = worker.stats();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
+
+    for j in &jobs {
+        // Completed, or whatever a rescue left (retryable, an hour of backoff): either ends.
+        let j = wait_job(&client, j.id, LONG, |j| {
+            !matches!(j.state, JobState::Available | JobState::Running)
+        })
+        .await;
+        assert_eq!(j.state, JobState::Completed, "{j:#?}");
+        assert_eq!(j.attempt, 1, "{j:#?}");
+        assert!(j.errors.is_empty(), "{j:#?}");
+        assert_eq!(j.attempts.len(), 1, "{j:#?}");
+    }
+
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+    let s = stats.snapshot();
+    assert_eq!(s.completed, 3, "{s:?}");
+    assert_eq!(s.undelivered, 0, "{s:?}");
+}
+
+/// A cancel requested for a job still waiting for a run slot reaches it through the heartbeat
+/// of its wait: the job ends cancelled without its handler ever running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_reaches_a_job_waiting_for_a_slot() {
+    let server = Server::start();
+    let client = server.client();
+    let jobs = client
+        .enqueue_batch(vec![job("block", json!(0)), job("block", json!(1))])
+        .await
+        .unwrap();
+    // The jobs whose handler started, in order.
+    let started = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = started.clone();
+    let worker = Worker::builder(client.clone())
+        .queues(["sdk"])
+        .concurrency(1)
+        .lease_ms(600)
+        .register("block", move |ctx: JobContext, _args: serde_json::Value| {
+            record.lock().unwrap().push(ctx.id());
+            async move {
+                ctx.cancelled().await;
+                Ok::<_, std::convert::Infallible>(Outcome::Cancelled)
+            }
+        })
+        .build()
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
+    // Both leased (running for the server): one runs, the other waits for the one slot.
+    for j in &jobs {
+        wait_state(&client, j.id, JobState::Running, LONG).await;
+    }
+    let deadline = std::time::Instant::now() + LONG;
+    let runner = loop {
+        if let Some(&id) = started.lock().unwrap().first() {
+            break id;
+        }
+        assert!(std::time::Instant::now() < deadline, "no handler started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let waiter = jobs.iter().map(|j| j.id).find(|&id| id != runner).unwrap();
+
+    client.cancel(waiter).await.unwrap();
+    let done = wait_state(&client, waiter, JobState::Cancelled, LONG).await;
+    assert_eq!(
+        done.attempts.last().and_then(|a| a.outcome),
+        Some(hopper_types::AttemptOutcome::Cancelled)
+    );
+    assert_eq!(
+        *started.lock().unwrap(),
+        vec![runner],
+        "the waiting job never ran"
+    );
+    assert_eq!(client.get(runner).await.unwrap().state, JobState::Running);
+
+    client.cancel(runner).await.unwrap();
+    wait_state(&client, runner, JobState::Cancelled, LONG).await;
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
 }

@@ -137,10 +137,14 @@ async fn transactional_enqueue_validates_and_honours_idempotency_keys() {
         ..welcome(to)
     };
     let mut tx = app.begin().await.unwrap();
-    let first = postgres::enqueue(&mut tx, keyed("a@example.com")).await.unwrap();
+    let first = postgres::enqueue(&mut tx, keyed("a@example.com"))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let mut tx = app.begin().await.unwrap();
-    let again = postgres::enqueue(&mut tx, keyed("a@example.com")).await.unwrap();
+    let again = postgres::enqueue(&mut tx, keyed("a@example.com"))
+        .await
+        .unwrap();
     assert_eq!(again.id, first.id);
     assert_eq!(again.duplicate, Some(true));
     match postgres::enqueue(&mut tx, keyed("b@example.com")).await {
