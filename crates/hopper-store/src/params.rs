@@ -185,6 +185,27 @@ pub struct WorkerRunning {
     pub running: u64,
 }
 
+impl WorkerRunning {
+    /// Folds (worker, queue, running jobs) rows, ordered by worker, into one entry per worker.
+    pub fn group(rows: impl IntoIterator<Item = (String, String, u64)>) -> Vec<WorkerRunning> {
+        let mut out: Vec<WorkerRunning> = Vec::new();
+        for (worker, queue, n) in rows {
+            match out.last_mut() {
+                Some(w) if w.worker_id == worker => {
+                    w.queues.push(queue);
+                    w.running += n;
+                }
+                _ => out.push(WorkerRunning {
+                    worker_id: worker,
+                    queues: vec![queue],
+                    running: n,
+                }),
+            }
+        }
+        out
+    }
+}
+
 /// A job with its whole event history, as copied between stores by `hopper migrate`.
 #[derive(Debug, Clone)]
 pub struct JobRecord {

@@ -6,73 +6,21 @@
 //! died); and concurrent enqueues of one idempotency key through different nodes made one job.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+mod common;
+
+use common::Server;
+
 const NODES: usize = 3;
 const PRODUCERS: usize = 3;
 const JOBS_PER_PRODUCER: usize = 200;
 const WORKERS: usize = 3;
 const QUEUE: &str = "cluster";
-
-/// One `hopper server` process on the shared database.
-struct Node {
-    child: Child,
-    url: String,
-}
-
-impl Node {
-    async fn start(database_url: &str) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hopper"))
-            .args([
-                "server",
-                "--bind",
-                "127.0.0.1:0",
-                "--database-url",
-                database_url,
-            ])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start hopper server");
-        let stdout = child.stdout.take().expect("stdout");
-        let url = tokio::task::spawn_blocking(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let url = loop {
-                let line = lines
-                    .next()
-                    .expect("server exited before listening")
-                    .expect("read stdout");
-                if let Some(rest) = line.strip_prefix("hopper listening on ") {
-                    break rest.trim().to_string();
-                }
-            };
-            std::thread::spawn(move || for _ in lines {});
-            url
-        })
-        .await
-        .expect("read address");
-        Node { child, url }
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
 
 /// The base URLs of the nodes still alive; clients rotate over them.
 type Live = Arc<Mutex<Vec<String>>>;
@@ -225,7 +173,7 @@ async fn three_nodes_survive_killing_the_leader_and_another_node() {
     let database_url = hopper_store_postgres::testing::fresh_database_url().await;
     let mut nodes = Vec::new();
     for _ in 0..NODES {
-        nodes.push(Node::start(&database_url).await);
+        nodes.push(Server::start_on_postgres(&database_url));
     }
     let live: Live = Arc::new(Mutex::new(nodes.iter().map(|n| n.url.clone()).collect()));
     let client = reqwest::Client::builder()

@@ -128,22 +128,12 @@ pub(crate) async fn worker_running_list(
     .fetch_all(conn)
     .await
     .map_err(db_error)?;
-    let mut out: Vec<WorkerRunning> = Vec::new();
+    let mut grouped = Vec::with_capacity(rows.len());
     for r in &rows {
         let worker: String = r.try_get(0).map_err(db_error)?;
         let queue: String = r.try_get(1).map_err(db_error)?;
         let n: i64 = r.try_get(2).map_err(db_error)?;
-        match out.last_mut() {
-            Some(w) if w.worker_id == worker => {
-                w.queues.push(queue);
-                w.running += n as u64;
-            }
-            _ => out.push(WorkerRunning {
-                worker_id: worker,
-                queues: vec![queue],
-                running: n as u64,
-            }),
-        }
+        grouped.push((worker, queue, n as u64));
     }
-    Ok(out)
+    Ok(WorkerRunning::group(grouped))
 }

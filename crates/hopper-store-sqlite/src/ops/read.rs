@@ -132,21 +132,10 @@ pub(crate) fn worker_running_list(
             ))
         })
         .map_err(sql_error)?;
-    let mut out: Vec<WorkerRunning> = Vec::new();
+    let mut grouped = Vec::new();
     for row in rows {
         let (worker, queue, n) = row.map_err(sql_error)?;
-        let worker = worker.unwrap_or_default();
-        match out.last_mut() {
-            Some(w) if w.worker_id == worker => {
-                w.queues.push(queue);
-                w.running += n as u64;
-            }
-            _ => out.push(WorkerRunning {
-                worker_id: worker,
-                queues: vec![queue],
-                running: n as u64,
-            }),
-        }
+        grouped.push((worker.unwrap_or_default(), queue, n as u64));
     }
-    Ok(out)
+    Ok(WorkerRunning::group(grouped))
 }

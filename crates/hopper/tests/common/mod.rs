@@ -138,6 +138,14 @@ impl Server {
         WorkerProc { child, stderr }
     }
 
+    /// SIGKILL: the server gets no chance to clean up (a crash, a lost machine).
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
