@@ -102,8 +102,7 @@ impl Runner {
             }
         };
 
-        let timeout = Duration::from_millis(u64::try_from(job.timeout_ms).unwrap_or(0));
-        let deadline = received + timeout;
+        let deadline = received + local_timeout(job.timeout_ms);
         let ctx = JobContext::new(
             job,
             token.clone(),
@@ -224,6 +223,15 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
     }
 }
 
+/// How long the worker lets an attempt run: the job's timeout, less a margin (a tenth, at
+/// most a second). The server started the attempt's clock before the lease answer reached
+/// us, so stopping at exactly `timeout_ms` after receipt would report after the server's own
+/// deadline, and lose the race against its rescue (the report would come back "lease lost").
+fn local_timeout(timeout_ms: i64) -> Duration {
+    let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
+    timeout - (timeout / 10).min(Duration::from_secs(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +261,13 @@ mod tests {
             verdict_after(Some(CancelReason::Shutdown), failed),
             Verdict::Release
         );
+    }
+
+    #[test]
+    fn the_local_timeout_ends_before_the_servers() {
+        assert_eq!(local_timeout(1000), Duration::from_millis(900));
+        assert_eq!(local_timeout(1_800_000), Duration::from_millis(1_799_000));
+        assert_eq!(local_timeout(0), Duration::ZERO);
     }
 
     #[test]

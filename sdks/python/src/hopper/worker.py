@@ -391,7 +391,10 @@ class Worker:
                 self._threads = _Threads(loop, self.concurrency)
             run, item = self._threads.submit(task.fn, args, kwargs)
         # The attempt's time counts from the lease, as the server counts it.
-        deadline = received + ctx.timeout_ms / 1000
+        # Stop a little before the server's deadline (which started when the lease was
+        # granted, before the answer reached us) so the report arrives in time.
+        timeout_s = ctx.timeout_ms / 1000
+        deadline = received + timeout_s - min(timeout_s / 10, 1.0)
         return await self._supervise(ctx, task, run, item, deadline)
 
     async def _supervise(
