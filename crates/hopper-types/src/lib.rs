@@ -12,8 +12,10 @@
 //! - [`job`]: the stored [`Job`] and its records (errors, attempts, events).
 //! - [`new_job`]: a validated enqueue request ([`NewJob`]) and the limits that govern it.
 //! - [`lifecycle`]: the transitions.
+//! - [`cron`]: cron schedules in IANA time zones, their fire times and missed-tick policies.
 
 pub mod backoff;
+pub mod cron;
 pub mod id;
 pub mod job;
 pub mod lifecycle;
