@@ -305,6 +305,7 @@ mod tests {
             paused: false,
             counts,
             oldest_available_age_ms: None,
+            config: Default::default(),
         }]);
         assert!(
             text.contains(r#"hopper_jobs_enqueued_total{queue="emails"} 1"#),

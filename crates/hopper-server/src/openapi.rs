@@ -32,6 +32,8 @@ use crate::routes::{jobs, leases, ops, outcomes, queues, workers};
         outcomes::cancelled,
         outcomes::acks,
         queues::list_queues,
+        queues::get_queue,
+        queues::configure,
         queues::pause,
         queues::resume,
         queues::retry_dead,

@@ -58,6 +58,9 @@ pub(crate) struct JobColumns {
     // varying length, and the insert unpacks them with a cheap jsonb function.
     tags: Vec<String>,
     body: Vec<String>,
+    concurrency_key: Vec<String>,
+    fairness_key: Vec<String>,
+    estimated_ms: Vec<Option<i64>>,
 }
 
 impl JobColumns {
@@ -79,6 +82,11 @@ impl JobColumns {
             serde_json::to_string(&job.tags).map_err(|e| StoreError::Internal(e.to_string()))?,
         );
         self.body.push(encode_body(job)?);
+        self.concurrency_key
+            .push(job.concurrency_key.clone().unwrap_or_default());
+        self.fairness_key
+            .push(job.fairness_key.clone().unwrap_or_default());
+        self.estimated_ms.push(job.estimated_ms);
         Ok(())
     }
 
@@ -96,15 +104,18 @@ impl JobColumns {
         }
         sqlx::query_scalar(
             "INSERT INTO hopper.jobs (id, namespace, queue, kind, state, priority, available_at,
-                 rescue_at, finished_at, created_at, lease_ms, worker_id, tags, body)
+                 rescue_at, finished_at, created_at, lease_ms, worker_id, tags, body,
+                 concurrency_key, fairness_key, estimated_ms)
              SELECT u.id, u.namespace, u.queue, u.kind, u.state, u.priority, u.available_at,
                  u.rescue_at, u.finished_at, u.created_at, u.lease_ms, u.worker_id,
-                 ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.body
+                 ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.body,
+                 u.concurrency_key, u.fairness_key, u.estimated_ms
              FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
                  $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],
-                 $12::text[], $13::text[], $14::text[])
+                 $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::bigint[])
                  AS u(id, namespace, queue, kind, state, priority, available_at, rescue_at,
-                      finished_at, created_at, lease_ms, worker_id, tags, body)
+                      finished_at, created_at, lease_ms, worker_id, tags, body,
+                      concurrency_key, fairness_key, estimated_ms)
              ON CONFLICT (id) DO NOTHING
              RETURNING id",
         )
@@ -122,6 +133,9 @@ impl JobColumns {
         .bind(self.worker_id)
         .bind(self.tags)
         .bind(self.body)
+        .bind(self.concurrency_key)
+        .bind(self.fairness_key)
+        .bind(self.estimated_ms)
         .fetch_all(&mut *conn)
         .await
         .map_err(crate::error::db_error)
@@ -214,8 +228,15 @@ pub(crate) async fn write_changes(
     jobs: JobColumns,
     events: EventColumns,
     notifications: Vec<String>,
+    freed_notifications: Vec<String>,
+    freed_namespaces: Vec<String>,
+    freed_queues: Vec<String>,
 ) -> Result<(), StoreError> {
-    if jobs.is_empty() && events.job_id.is_empty() && notifications.is_empty() {
+    if jobs.is_empty()
+        && events.job_id.is_empty()
+        && notifications.is_empty()
+        && freed_notifications.is_empty()
+    {
         return Ok(());
     }
     sqlx::query(
@@ -242,6 +263,11 @@ pub(crate) async fn write_changes(
          ),
          woken AS (
              SELECT pg_notify('hopper_jobs', p) FROM UNNEST($17::text[]) AS p
+             UNION ALL
+             SELECT pg_notify('hopper_jobs', f.p)
+             FROM UNNEST($18::text[], $19::text[], $20::text[]) AS f(p, ns, q)
+             WHERE EXISTS (SELECT 1 FROM hopper.queues x
+                           WHERE x.namespace = f.ns AND x.name = f.q AND x.shapes_leases)
          )
          SELECT (SELECT count(*) FROM updated), (SELECT count(*) FROM recorded),
                 (SELECT count(*) FROM woken)",
@@ -263,6 +289,9 @@ pub(crate) async fn write_changes(
     .bind(events.actor)
     .bind(events.reason)
     .bind(notifications)
+    .bind(freed_notifications)
+    .bind(freed_namespaces)
+    .bind(freed_queues)
     .execute(conn)
     .await
     .map_err(crate::error::db_error)?;

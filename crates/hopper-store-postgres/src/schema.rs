@@ -105,6 +105,52 @@ END
 $$;
 "#,
     ),
+    (
+        3,
+        r#"
+-- Flow control: the keys limits and fairness group jobs by ('' for none), and the estimate
+-- shortest-job-first orders by. Set at enqueue, never changed.
+ALTER TABLE hopper.jobs
+    ADD COLUMN concurrency_key text NOT NULL DEFAULT '',
+    ADD COLUMN fairness_key text NOT NULL DEFAULT '',
+    ADD COLUMN estimated_ms bigint;
+-- The heads of each key's jobs, for queues that limit keys or are fair; a skip scan over
+-- them lists the keys with work in O(keys), whatever the backlog of one key.
+CREATE INDEX jobs_available_by_concurrency_key
+    ON hopper.jobs (namespace, queue, concurrency_key, priority DESC, available_at, id)
+    WHERE state = 'available';
+CREATE INDEX jobs_available_by_fairness_key
+    ON hopper.jobs (namespace, queue, fairness_key, priority DESC, available_at, id)
+    WHERE state = 'available';
+CREATE INDEX jobs_available_shortest
+    ON hopper.jobs (namespace, queue, priority DESC, coalesce(estimated_ms, 9223372036854775807),
+                    available_at, id)
+    WHERE state = 'available';
+-- Running jobs per queue and key: what concurrency limits count.
+CREATE INDEX jobs_running ON hopper.jobs (namespace, queue, concurrency_key)
+    WHERE state = 'running';
+
+-- A queue's configuration beyond `paused` (JSON of QueueConfig; `paused` is the column), and
+-- two flags the hot paths filter on without parsing it.
+ALTER TABLE hopper.queues
+    ADD COLUMN config text NOT NULL DEFAULT '{}',
+    ADD COLUMN custom_retention boolean NOT NULL DEFAULT false,
+    ADD COLUMN shapes_leases boolean NOT NULL DEFAULT false;
+
+-- Lease-time state of flow control: token buckets (kind 'rate' with key '', 'key_rate' per
+-- concurrency key: value = tokens at `at`) and fair-queuing virtual times (kind 'fair_clock'
+-- with key '', 'fair' per fairness key). Written only under the queue row's lock.
+CREATE TABLE hopper.queue_flow (
+    namespace text NOT NULL,
+    queue     text NOT NULL,
+    kind      text NOT NULL,
+    key       text NOT NULL,
+    value     double precision NOT NULL,
+    at        bigint NOT NULL,
+    PRIMARY KEY (namespace, queue, kind, key)
+);
+"#,
+    ),
 ];
 
 /// The newest schema version this build knows.

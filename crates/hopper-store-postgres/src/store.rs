@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hopper_store::*;
-use hopper_types::{Clock, Job, JobEvent, JobId, JobState, Timestamp};
+use hopper_types::{Clock, Job, JobEvent, JobId, JobState, QueueConfig, Timestamp};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::task::JoinHandle;
@@ -148,7 +148,11 @@ impl Store for PgStore {
 
     async fn job_lease_many(&self, params: JobLeaseParams) -> Result<Vec<Job>, StoreError> {
         let (mut tx, mut ws) = self.begin().await?;
-        let jobs = ops::lease::lease_many(&mut tx, &mut ws, params).await?;
+        let namespace = params.namespace.clone();
+        let (jobs, holds) = ops::lease::lease_many(&mut tx, &mut ws, params).await?;
+        for (queue, at) in holds {
+            self.signals.hold_until(&namespace, &queue, at);
+        }
         if jobs.is_empty() {
             // Nothing to write: end the read-only transaction without a commit record.
             tx.rollback().await.map_err(db_error)?;
@@ -253,6 +257,23 @@ impl Store for PgStore {
         ops::queue::set_paused(&mut tx, &mut ws, namespace, name, paused).await?;
         self.commit(tx, ws).await?;
         self.queue_get(namespace, name).await
+    }
+
+    async fn queue_configure(
+        &self,
+        namespace: &str,
+        name: &str,
+        config: QueueConfig,
+    ) -> Result<QueueInfo, StoreError> {
+        let (mut tx, mut ws) = self.begin().await?;
+        ops::queue::configure(&mut tx, &mut ws, namespace, name, config).await?;
+        self.commit(tx, ws).await?;
+        self.signals.hold_until(namespace, name, None);
+        self.queue_get(namespace, name).await
+    }
+
+    async fn queue_list_custom_retention(&self) -> Result<Vec<QueueRecord>, StoreError> {
+        ops::flow::records(&mut *self.conn().await?, true).await
     }
 
     async fn queue_retry_dead(

@@ -27,6 +27,8 @@ pub(crate) struct WriteSet {
     updated_at_index: HashMap<hopper_types::JobId, usize>,
     events: EventColumns,
     wake: Vec<(String, String)>,
+    // Queues where a running job stopped: a concurrency limit there may now let a job start.
+    freed: Vec<(String, String)>,
 }
 
 impl WriteSet {
@@ -38,6 +40,7 @@ impl WriteSet {
             updated_at_index: HashMap::new(),
             events: EventColumns::default(),
             wake: Vec::new(),
+            freed: Vec::new(),
         }
     }
 
@@ -76,6 +79,14 @@ impl WriteSet {
         );
         if change.to == JobState::Available {
             self.wake(&job.namespace, &job.queue);
+        } else if change.from == Some(JobState::Running)
+            && change.to != JobState::Running
+            && !self
+                .freed
+                .iter()
+                .any(|(n, q)| *n == job.namespace && *q == job.queue)
+        {
+            self.freed.push((job.namespace.clone(), job.queue.clone()));
         }
     }
 
@@ -104,7 +115,25 @@ impl WriteSet {
         for job in &self.updated {
             cols.push(job)?;
         }
-        write_changes(conn, cols, self.events, notify::payloads(node, &self.wake)).await?;
-        Ok(self.wake)
+        // Freed queues are announced to other nodes only when their limits make it matter
+        // (decided in SQL), and locally always (a wasted look there costs nothing remote).
+        let freed: Vec<_> = self
+            .freed
+            .into_iter()
+            .filter(|f| !self.wake.contains(f))
+            .collect();
+        write_changes(
+            conn,
+            cols,
+            self.events,
+            notify::payloads(node, &self.wake),
+            notify::payloads(node, &freed),
+            freed.iter().map(|(n, _)| n.clone()).collect(),
+            freed.iter().map(|(_, q)| q.clone()).collect(),
+        )
+        .await?;
+        let mut wake = self.wake;
+        wake.extend(freed);
+        Ok(wake)
     }
 }

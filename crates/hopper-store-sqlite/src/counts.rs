@@ -118,11 +118,14 @@ pub(crate) struct Effects {
     pub moves: Vec<CountMove>,
     /// (namespace, queue) pairs that gained available jobs.
     pub wake: Vec<(String, String)>,
+    /// Rate-limited queues and when their rate next allows a start (none: it does now).
+    pub hold: Vec<(String, String, Option<hopper_types::Timestamp>)>,
 }
 
 impl Effects {
     pub(crate) fn merge(&mut self, other: Effects) {
         self.moves.extend(other.moves);
         self.wake.extend(other.wake);
+        self.hold.extend(other.hold);
     }
 }

@@ -45,8 +45,9 @@ pub(crate) fn insert_job(conn: &Connection, job: &Job) -> Result<(), StoreError>
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO jobs (id, namespace, queue, kind, state, priority, available_at, rescue_at,
-                finished_at, created_at, lease_ms, worker_id, tags, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                finished_at, created_at, lease_ms, worker_id, tags, body, concurrency_key,
+                fairness_key, estimated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )
         .map_err(sql_error)?;
     stmt.execute(params![
@@ -64,6 +65,9 @@ pub(crate) fn insert_job(conn: &Connection, job: &Job) -> Result<(), StoreError>
         job.worker_id,
         tags,
         body,
+        job.concurrency_key.as_deref().unwrap_or(""),
+        job.fairness_key.as_deref().unwrap_or(""),
+        job.estimated_ms,
     ])
     .map_err(sql_error)?;
     Ok(())

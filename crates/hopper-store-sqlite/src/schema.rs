@@ -85,6 +85,46 @@ CREATE TABLE leader_leases (
 );
 "#,
     ),
+    (
+        3,
+        r#"
+-- Flow control: the keys limits and fairness group jobs by ('' for none), and the estimate
+-- shortest-job-first orders by. Set at enqueue, never changed.
+ALTER TABLE jobs ADD COLUMN concurrency_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN fairness_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN estimated_ms INTEGER;
+-- The heads of each key's jobs, for queues that limit keys or are fair; a skip scan over
+-- them lists the keys with work in O(keys), whatever the backlog of one key.
+CREATE INDEX jobs_available_by_concurrency_key
+    ON jobs (namespace, queue, concurrency_key, priority DESC, available_at, id)
+    WHERE state = 'available';
+CREATE INDEX jobs_available_by_fairness_key
+    ON jobs (namespace, queue, fairness_key, priority DESC, available_at, id)
+    WHERE state = 'available';
+CREATE INDEX jobs_available_shortest
+    ON jobs (namespace, queue, priority DESC, coalesce(estimated_ms, 9223372036854775807), available_at, id)
+    WHERE state = 'available';
+-- Running jobs per queue and key: what concurrency limits count.
+CREATE INDEX jobs_running ON jobs (namespace, queue, concurrency_key) WHERE state = 'running';
+
+-- A queue's configuration beyond `paused` (JSON of QueueConfig; `paused` is the column).
+ALTER TABLE queues ADD COLUMN config TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE queues ADD COLUMN custom_retention INTEGER NOT NULL DEFAULT 0;
+
+-- Lease-time state of flow control: token buckets (kind 'rate' with key '', 'key_rate' per
+-- concurrency key: value = tokens at `at`) and fair-queuing virtual times (kind 'fair_clock'
+-- with key '', 'fair' per fairness key: value = the key's virtual time).
+CREATE TABLE queue_flow (
+    namespace TEXT NOT NULL,
+    queue     TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    value     REAL NOT NULL,
+    at        INTEGER NOT NULL,
+    PRIMARY KEY (namespace, queue, kind, key)
+);
+"#,
+    ),
 ];
 
 /// Applies every migration newer than the database's version.
@@ -155,6 +195,6 @@ mod tests {
             .query_row("SELECT count(*) FROM queues", [], |r| r.get(0))
             .unwrap();
         assert_eq!((leases, queues), (0, 1));
-        assert_eq!(latest_version(), 2);
+        assert_eq!(latest_version(), 3);
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hopper_store::*;
-use hopper_types::{Clock, Job, JobEvent, JobId, JobState, Timestamp};
+use hopper_types::{Clock, Job, JobEvent, JobId, JobState, QueueConfig, Timestamp};
 use rusqlite::Connection;
 
 use crate::config::{Durability, SqliteConfig};
@@ -244,6 +244,22 @@ impl Store for SqliteStore {
         self.write(move |ctx| ops::queue::set_paused(ctx, &ns, &q, paused))
             .await?;
         self.queue_get(namespace, name).await
+    }
+
+    async fn queue_configure(
+        &self,
+        namespace: &str,
+        name: &str,
+        config: QueueConfig,
+    ) -> Result<QueueInfo, StoreError> {
+        let (ns, q) = (namespace.to_string(), name.to_string());
+        self.write(move |ctx| ops::queue::configure(ctx, &ns, &q, config))
+            .await?;
+        self.queue_get(namespace, name).await
+    }
+
+    async fn queue_list_custom_retention(&self) -> Result<Vec<QueueRecord>, StoreError> {
+        self.readers.run(ops::queue::custom_retention).await
     }
 
     async fn queue_retry_dead(

@@ -70,7 +70,13 @@ impl WriteCtx<'_> {
                 to: Some(change.to),
             });
         }
-        if change.to == hopper_types::JobState::Available {
+        // A job becoming available wakes its queue's workers; so does a running job ending,
+        // since a concurrency limit may now let a waiting job start. (An empty lease on a
+        // queue with nothing available never reaches the writer, so this costs little.)
+        if change.to == hopper_types::JobState::Available
+            || (change.from == Some(hopper_types::JobState::Running)
+                && change.to != hopper_types::JobState::Running)
+        {
             self.wake(job);
         }
         Ok(())
@@ -285,6 +291,9 @@ fn run_batch(
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .apply(&effects.moves);
+        for (ns, q, at) in &effects.hold {
+            parts.signals.hold_until(ns, q, *at);
+        }
         for (ns, q) in &effects.wake {
             parts.signals.notify(ns, q);
         }

@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use hopper_store::{IdempotencyKeyRecord, ImportBatch, JobRecord, QueueRecord, Store, StoreTotals};
-use hopper_types::{Job, JobEvent, JobId, JobState, Timestamp};
+use hopper_types::{Job, JobEvent, JobId, JobState, QueueConfig, Timestamp};
 
 use crate::Harness;
 use crate::support::*;
@@ -376,13 +376,16 @@ pub async fn export_queues_lists_every_configured_queue(h: &dyn Harness) {
             QueueRecord {
                 namespace: NS.to_string(),
                 name: "p1".to_string(),
-                paused: true,
+                config: QueueConfig {
+                    paused: true,
+                    ..Default::default()
+                },
                 updated_at: paused_at,
             },
             QueueRecord {
                 namespace: OTHER.to_string(),
                 name: "p2".to_string(),
-                paused: false,
+                config: QueueConfig::default(),
                 updated_at: paused_at.plus_ms(500),
             },
         ]
@@ -587,7 +590,7 @@ pub async fn import_never_overwrites_rows_already_present(h: &dyn Harness) {
         queues: vec![QueueRecord {
             namespace: NS.to_string(),
             name: "keys".to_string(),
-            paused: false,
+            config: QueueConfig::default(),
             updated_at: env.now(),
         }],
     };

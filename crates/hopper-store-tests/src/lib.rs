@@ -41,6 +41,7 @@
 pub mod concurrency;
 pub mod durability;
 pub mod export;
+pub mod flow;
 pub mod job_admin;
 pub mod job_insert;
 pub mod job_lease;
@@ -229,6 +230,18 @@ macro_rules! conformance_suite {
                 leader_takeover_after_expiry,
                 leader_resign_lets_another_take_it_at_once,
                 leader_resign_by_a_non_holder_does_nothing,
+            ],
+            flow: [
+                queue_configure_stores_and_replaces_the_whole_config,
+                flow_global_concurrency_caps_running_jobs,
+                flow_key_concurrency_holds_back_only_the_full_key,
+                flow_rate_limits_starts_per_period,
+                flow_key_rate_is_per_key,
+                flow_fair_queue_serves_keys_in_turn,
+                flow_shortest_first_orders_by_estimate,
+                flow_limits_compose,
+                flow_concurrent_leases_respect_the_cap,
+                prune_follows_a_queues_own_retention,
             ],
             export: [
                 export_pages_through_every_job_in_id_order_with_events,

@@ -279,6 +279,7 @@ fn prune(completed: Timestamp, cancelled: Timestamp, dead: Timestamp) -> JobPrun
         cancelled_before: cancelled,
         dead_before: dead,
         limit: 100,
+        queue: None,
     }
 }
 

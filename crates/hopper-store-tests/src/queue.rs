@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use hopper_store::{JobLeaseParams, QueueInfo, StoreError, WorkerRunning};
-use hopper_types::{JobId, JobState};
+use hopper_types::{JobId, JobState, QueueConfig};
 
 use crate::Harness;
 use crate::support::*;
@@ -109,6 +109,7 @@ pub async fn queue_get_of_an_unknown_queue_is_empty(h: &dyn Harness) {
             paused: false,
             counts: counts(&[]),
             oldest_available_age_ms: None,
+            config: QueueConfig::default(),
         })
     );
 }
@@ -128,6 +129,10 @@ pub async fn queue_pause_and_resume(h: &dyn Harness) {
             paused: true,
             counts: counts(&[]),
             oldest_available_age_ms: None,
+            config: QueueConfig {
+                paused: true,
+                ..Default::default()
+            },
         }
     );
     assert_eq!(

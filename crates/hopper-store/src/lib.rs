@@ -6,9 +6,13 @@
 //! this crate ever sees SQL or a driver error. State changes are computed by
 //! `hopper_types::lifecycle`, so backends differ only in how they persist and lock.
 //!
+//! [`lease_plan`] decides, for every backend alike, which jobs a lease takes from a queue
+//! whose limits or policy shape leases.
+//!
 //! One conformance suite (`hopper-store-tests`) runs against every backend.
 
 mod error;
+pub mod lease_plan;
 mod params;
 mod signals;
 mod store;

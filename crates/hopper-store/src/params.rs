@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use hopper_types::lifecycle::Failure;
-use hopper_types::{Job, JobEvent, JobId, JobState, NewJob, Timestamp};
+use hopper_types::{Job, JobEvent, JobId, JobState, NewJob, QueueConfig, Timestamp};
 use serde_json::value::RawValue;
 
 use crate::StoreError;
@@ -159,6 +159,8 @@ pub struct QueueInfo {
     pub counts: BTreeMap<JobState, u64>,
     /// Age of the oldest available job, if any.
     pub oldest_available_age_ms: Option<i64>,
+    /// Its configuration (`paused` included; defaults for a queue never configured).
+    pub config: QueueConfig,
 }
 
 /// Remove finished jobs older than their retention.
@@ -172,6 +174,9 @@ pub struct JobPruneParams {
     pub dead_before: Timestamp,
     /// At most this many jobs per call, so the hot path is never stalled for long.
     pub limit: usize,
+    /// Only this queue (namespace, name); when absent, every queue except those whose
+    /// configuration sets a retention of their own (they are pruned one by one).
+    pub queue: Option<(String, String)>,
 }
 
 /// How many jobs of each worker are running.
@@ -237,8 +242,8 @@ pub struct QueueRecord {
     pub namespace: String,
     /// Queue name.
     pub name: String,
-    /// Paused queues hand out no leases.
-    pub paused: bool,
+    /// Its configuration.
+    pub config: QueueConfig,
     /// Last change.
     pub updated_at: Timestamp,
 }

@@ -8,12 +8,15 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use hopper_types::Timestamp;
 use tokio::sync::Notify;
 
-/// One notifier per (namespace, queue).
+/// One notifier per (namespace, queue), and the times at which rate-limited queues can
+/// start a job again.
 #[derive(Debug, Default)]
 pub struct QueueSignals {
     queues: Mutex<HashMap<(String, String), Arc<Notify>>>,
+    next_token: Mutex<HashMap<(String, String), Timestamp>>,
 }
 
 impl QueueSignals {
@@ -51,6 +54,30 @@ impl QueueSignals {
         for n in all {
             n.notify_waiters();
         }
+    }
+
+    /// Records that `queue` holds jobs back until `at` (its rate's next token): a waiting
+    /// worker looks again then. The latest lease's answer replaces the earlier one.
+    pub fn hold_until(&self, namespace: &str, queue: &str, at: Option<Timestamp>) {
+        let mut map = self.next_token.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (namespace.to_string(), queue.to_string());
+        match at {
+            Some(t) => {
+                map.insert(key, t);
+            }
+            None => {
+                map.remove(&key);
+            }
+        }
+    }
+
+    /// The earliest time one of `queues` said it can start a job again, if any.
+    pub fn held_until(&self, namespace: &str, queues: &[String]) -> Option<Timestamp> {
+        let map = self.next_token.lock().unwrap_or_else(|p| p.into_inner());
+        queues
+            .iter()
+            .filter_map(|q| map.get(&(namespace.to_string(), q.clone())).copied())
+            .min()
     }
 
     /// Registers interest in `queues` *now*: a notify that happens after this call wakes

@@ -1,7 +1,7 @@
 //! The [`Store`] trait.
 
 use async_trait::async_trait;
-use hopper_types::{Clock, Job, JobEvent, JobId, JobState, Timestamp};
+use hopper_types::{Clock, Job, JobEvent, JobId, JobState, QueueConfig, Timestamp};
 
 use crate::params::*;
 use crate::{QueueSignals, StoreError};
@@ -82,6 +82,18 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         paused: bool,
     ) -> Result<QueueInfo, StoreError>;
+
+    /// Replaces a queue's whole configuration (pause, retention, limits, policy); returns
+    /// the queue. In force for the next lease on every node.
+    async fn queue_configure(
+        &self,
+        namespace: &str,
+        name: &str,
+        config: QueueConfig,
+    ) -> Result<QueueInfo, StoreError>;
+
+    /// Every queue (any namespace) whose configuration sets its own retention.
+    async fn queue_list_custom_retention(&self) -> Result<Vec<QueueRecord>, StoreError>;
 
     /// Retries every `dead` job of a queue; returns how many.
     async fn queue_retry_dead(

@@ -43,6 +43,15 @@ pub struct Job {
     pub meta: Box<RawValue>,
     /// W3C trace context of the producer.
     pub traceparent: Option<String>,
+    /// Groups jobs for the queue's per-key concurrency and rate limits (e.g. a customer id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
+    /// Groups jobs for a `fair` queue's round robin (e.g. a tenant id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness_key: Option<String>,
+    /// The producer's estimate of the run time, for a `shortest_first` queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_ms: Option<i64>,
     /// Grows by one at every lease; a fencing number for the handler's own writes.
     pub lease_seq: i64,
     /// The error of each failed attempt, newest last, at most [`MAX_ERRORS_KEPT`].

@@ -13,6 +13,7 @@
 //! - [`new_job`]: a validated enqueue request ([`NewJob`]) and the limits that govern it.
 //! - [`lifecycle`]: the transitions.
 //! - [`cron`]: cron schedules in IANA time zones, their fire times and missed-tick policies.
+//! - [`queue_config`]: a queue's pause, retention, limits and lease policy.
 
 pub mod backoff;
 pub mod cron;
@@ -20,6 +21,7 @@ pub mod id;
 pub mod job;
 pub mod lifecycle;
 pub mod new_job;
+pub mod queue_config;
 pub mod state;
 pub mod time;
 
@@ -29,6 +31,7 @@ pub use job::{Attempt, AttemptOutcome, ErrorRecord, Job, JobEvent};
 pub use new_job::{
     EnqueueRequest, EnqueueRequestExt, Limits, NewJob, RunAt, ValidationError, validate_name,
 };
+pub use queue_config::{Bucket, QueueConfig, QueuePolicy, RateLimit, Retention};
 pub use state::JobState;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 

@@ -140,6 +140,15 @@ pub struct EnqueueRequest {
     /// W3C trace context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// Key for the queue's per-key concurrency and rate limits, at most 256 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
+    /// Key for a `fair` queue's round robin, at most 256 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness_key: Option<String>,
+    /// Expected run time for a `shortest_first` queue: 0 ms..7 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_ms: Option<i64>,
 }
 
 /// When a new job becomes leasable; resolved against the store's clock at insert.
@@ -184,6 +193,12 @@ pub struct NewJob {
     pub meta: Box<RawValue>,
     /// W3C trace context.
     pub traceparent: Option<String>,
+    /// Per-key limit group.
+    pub concurrency_key: Option<String>,
+    /// Fair-queue group.
+    pub fairness_key: Option<String>,
+    /// Expected run time.
+    pub estimated_ms: Option<i64>,
 }
 
 /// Default `max_attempts`.
@@ -341,6 +356,28 @@ impl EnqueueRequest {
             ));
         }
 
+        for (field, key) in [
+            ("concurrency_key", &self.concurrency_key),
+            ("fairness_key", &self.fairness_key),
+        ] {
+            if let Some(k) = key
+                && (k.is_empty() || k.chars().count() > 256)
+            {
+                return Err(ValidationError::invalid(
+                    field,
+                    format!("{field} must be 1 to 256 characters"),
+                ));
+            }
+        }
+        if let Some(ms) = self.estimated_ms
+            && !(0..=MAX_TIMEOUT_MS).contains(&ms)
+        {
+            return Err(ValidationError::invalid(
+                "estimated_ms",
+                format!("estimated_ms must be between 0 and {MAX_TIMEOUT_MS}"),
+            ));
+        }
+
         Ok(NewJob {
             id: JobId::new(),
             namespace: namespace.to_string(),
@@ -356,6 +393,9 @@ impl EnqueueRequest {
             tags,
             meta,
             traceparent: self.traceparent,
+            concurrency_key: self.concurrency_key,
+            fairness_key: self.fairness_key,
+            estimated_ms: self.estimated_ms,
         })
     }
 }
@@ -453,6 +493,9 @@ mod tests {
                 "backoff.delay_ms",
             ),
             (r#"{"kind":"k","traceparent":"nope"}"#, "traceparent"),
+            (r#"{"kind":"k","concurrency_key":""}"#, "concurrency_key"),
+            (r#"{"kind":"k","fairness_key":""}"#, "fairness_key"),
+            (r#"{"kind":"k","estimated_ms":-1}"#, "estimated_ms"),
         ] {
             assert_eq!(req(body).unwrap_err().field, field, "{body}");
         }

@@ -102,19 +102,36 @@ impl Pruner {
         let now = self.store.clock().now();
         let batch = self.config.batch_size.max(1);
         let mut report = PruneReport::default();
-        let params = JobPruneParams {
+        // The server's retention for every queue without its own, then each queue with its
+        // own retention, each state falling back to the server's where the queue is silent.
+        let mut passes = vec![JobPruneParams {
             completed_before: now.plus_ms(-self.retention.completed_ms),
             cancelled_before: now.plus_ms(-self.retention.cancelled_ms),
             dead_before: now.plus_ms(-self.retention.dead_ms),
             limit: batch,
-        };
-        for _ in 0..self.config.max_batches {
-            let n = self.store.job_prune_finished(params.clone()).await?;
-            report.jobs += n;
-            if n < batch as u64 {
-                break;
+            queue: None,
+        }];
+        for q in self.store.queue_list_custom_retention().await? {
+            let r = q.config.retention;
+            passes.push(JobPruneParams {
+                completed_before: now
+                    .plus_ms(-r.completed_ms.unwrap_or(self.retention.completed_ms)),
+                cancelled_before: now
+                    .plus_ms(-r.cancelled_ms.unwrap_or(self.retention.cancelled_ms)),
+                dead_before: now.plus_ms(-r.dead_ms.unwrap_or(self.retention.dead_ms)),
+                limit: batch,
+                queue: Some((q.namespace, q.name)),
+            });
+        }
+        for params in passes {
+            for _ in 0..self.config.max_batches {
+                let n = self.store.job_prune_finished(params.clone()).await?;
+                report.jobs += n;
+                if n < batch as u64 {
+                    break;
+                }
+                tokio::time::sleep(self.config.batch_pause).await;
             }
-            tokio::time::sleep(self.config.batch_pause).await;
         }
         let keys_before = now.plus_ms(-self.key_ttl_ms);
         for _ in 0..self.config.max_batches {

@@ -152,11 +152,30 @@ async fn lease_or_wait(
         if !jobs.is_empty() || wait.is_zero() || st.shutdown().is_shutting_down() {
             return Ok(jobs);
         }
+        // A rate-limited queue says when its next token comes: look again then, as well as
+        // on any wake-up (no polling in between).
+        let token = store
+            .signals()
+            .held_until(&params.namespace, &params.queues)
+            .map(|at| {
+                let ms = at.millis_since(store.clock().now()).max(1);
+                tokio::time::Instant::now() + Duration::from_millis(ms.unsigned_abs())
+            })
+            .filter(|at| *at < deadline);
         tokio::select! {
             _ = woken => {}
+            _ = sleep_until_some(token) => {}
             _ = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
             _ = st.shutdown().wait() => return Ok(Vec::new()),
         }
+    }
+}
+
+/// Sleeps until `at`, or forever when there is no such time.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -33,6 +33,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/jobs/{id}/cancelled", post(outcomes::cancelled))
         .route("/v1/acks", post(outcomes::acks))
         .route("/v1/queues", get(queues::list_queues))
+        .route(
+            "/v1/queues/{name}",
+            get(queues::get_queue).put(queues::configure),
+        )
         .route("/v1/queues/{name}/pause", post(queues::pause))
         .route("/v1/queues/{name}/resume", post(queues::resume))
         .route("/v1/queues/{name}/retry", post(queues::retry_dead))

@@ -1,6 +1,7 @@
-//! Queue endpoints: list queues with their counts, pause and resume them, retry every dead job
-//! of a queue, purge a queue's finished jobs of one state. Queues exist implicitly, so a name
-//! never answers 404.
+//! Queue endpoints: list queues with their counts and configuration, read and replace one
+//! queue's configuration (pause, retention, limits, lease policy), pause and resume, retry
+//! every dead job of a queue, purge a queue's finished jobs of one state. Queues exist
+//! implicitly, so a name never answers 404.
 
 use std::collections::BTreeMap;
 
@@ -8,10 +9,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use hopper_store::QueueInfo;
-use hopper_types::{DEFAULT_NAMESPACE, JobState};
+use hopper_types::{DEFAULT_NAMESPACE, JobState, QueueConfig};
 use serde::Serialize;
 
-use crate::body::OptionalJsonBody;
+use crate::body::{JsonBody, OptionalJsonBody};
 use crate::error::{ApiError, ErrorBody, json_response};
 use crate::extract::{QueryPairs, QueueNamePath};
 use crate::routes::jobs::EmptyBody;
@@ -32,6 +33,8 @@ pub struct QueueView {
     pub counts: BTreeMap<JobState, u64>,
     /// Age of the oldest available job; null when none is available.
     pub oldest_available_age_ms: Option<i64>,
+    /// Its configuration (defaults for a queue never configured).
+    pub config: QueueConfig,
 }
 
 impl From<QueueInfo> for QueueView {
@@ -46,6 +49,7 @@ impl From<QueueInfo> for QueueView {
             paused: q.paused,
             counts,
             oldest_available_age_ms: q.oldest_available_age_ms,
+            config: q.config,
         }
     }
 }
@@ -73,6 +77,37 @@ pub async fn list_queues(State(st): State<AppState>) -> Result<Response, ApiErro
         queues: queues.into_iter().map(QueueView::from).collect(),
     };
     Ok(json_response(StatusCode::OK, &answer))
+}
+
+/// One queue with its counts and configuration.
+#[utoipa::path(get, path = "/v1/queues/{name}", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    responses((status = 200, body = QueueView), (status = 400, body = ErrorBody)))]
+pub async fn get_queue(
+    State(st): State<AppState>,
+    QueueNamePath(name): QueueNamePath,
+) -> Result<Response, ApiError> {
+    let q = st.store().queue_get(DEFAULT_NAMESPACE, &name).await?;
+    Ok(json_response(StatusCode::OK, &QueueView::from(q)))
+}
+
+/// Replace a queue's whole configuration: fields left out take their defaults (so `paused`
+/// left out resumes the queue). In force for the next lease on every node.
+#[utoipa::path(put, path = "/v1/queues/{name}", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    request_body = QueueConfig,
+    responses((status = 200, body = QueueView), (status = 400, body = ErrorBody)))]
+pub async fn configure(
+    State(st): State<AppState>,
+    QueueNamePath(name): QueueNamePath,
+    JsonBody(config): JsonBody<QueueConfig>,
+) -> Result<Response, ApiError> {
+    config.validate()?;
+    let q = st
+        .store()
+        .queue_configure(DEFAULT_NAMESPACE, &name, config)
+        .await?;
+    Ok(json_response(StatusCode::OK, &QueueView::from(q)))
 }
 
 async fn set_paused(st: &AppState, name: &str, paused: bool) -> Result<Response, ApiError> {

@@ -87,22 +87,7 @@ pub(crate) async fn export_idempotency_keys(
 }
 
 pub(crate) async fn export_queues(conn: &mut PgConnection) -> Result<Vec<QueueRecord>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT namespace, name, paused, updated_at FROM hopper.queues ORDER BY namespace, name",
-    )
-    .fetch_all(conn)
-    .await
-    .map_err(db_error)?;
-    rows.iter()
-        .map(|r| {
-            Ok(QueueRecord {
-                namespace: r.try_get(0).map_err(db_error)?,
-                name: r.try_get(1).map_err(db_error)?,
-                paused: r.try_get(2).map_err(db_error)?,
-                updated_at: Timestamp(r.try_get(3).map_err(db_error)?),
-            })
-        })
-        .collect()
+    crate::ops::flow::records(conn, false).await
 }
 
 pub(crate) async fn import(
@@ -154,24 +139,9 @@ pub(crate) async fn import(
         .await
         .map_err(db_error)?;
     }
-    if !batch.queues.is_empty() {
-        let q = &batch.queues;
-        sqlx::query(
-            "INSERT INTO hopper.queues (namespace, name, paused, updated_at)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::boolean[], $4::bigint[])
-             ON CONFLICT (namespace, name) DO NOTHING",
-        )
-        .bind(q.iter().map(|r| r.namespace.clone()).collect::<Vec<_>>())
-        .bind(q.iter().map(|r| r.name.clone()).collect::<Vec<_>>())
-        .bind(q.iter().map(|r| r.paused).collect::<Vec<_>>())
-        .bind(
-            q.iter()
-                .map(|r| r.updated_at.as_millis())
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+    for q in &batch.queues {
+        crate::ops::flow::save_config(conn, &q.namespace, &q.name, &q.config, q.updated_at, false)
+            .await?;
     }
     Ok(new.len() as u64)
 }

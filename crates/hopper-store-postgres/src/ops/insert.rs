@@ -180,6 +180,9 @@ pub(crate) async fn insert_fast(
     let mut keys = Vec::with_capacity(n);
     let mut fingerprints = Vec::with_capacity(n);
     let mut reasons = Vec::with_capacity(n);
+    let mut ckeys = Vec::with_capacity(n);
+    let mut fkeys = Vec::with_capacity(n);
+    let mut estimates: Vec<Option<i64>> = Vec::with_capacity(n);
     let mut out = Vec::with_capacity(n);
     let mut wake: Vec<(String, String)> = Vec::new();
     for new in jobs {
@@ -200,6 +203,9 @@ pub(crate) async fn insert_fast(
         keys.push(key);
         fingerprints.push(fingerprint);
         reasons.push(change.reason);
+        ckeys.push(job.concurrency_key.clone().unwrap_or_default());
+        fkeys.push(job.fairness_key.clone().unwrap_or_default());
+        estimates.push(job.estimated_ms);
         if job.state == hopper_types::JobState::Available
             && !wake
                 .iter()
@@ -217,9 +223,9 @@ pub(crate) async fn insert_fast(
         "WITH input AS (
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                  $6::int[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[],
-                 $12::text[]) WITH ORDINALITY
+                 $12::text[], $16::text[], $17::text[], $18::bigint[]) WITH ORDINALITY
                  AS u(id, namespace, queue, kind, state, priority, available_at, tags, body,
-                      ikey, fp, reason, n)
+                      ikey, fp, reason, ckey, fkey, est, n)
          ),
          claimed AS (
              INSERT INTO hopper.idempotency_keys (namespace, key, job_id, fingerprint, created_at)
@@ -234,9 +240,9 @@ pub(crate) async fn insert_fast(
          ),
          jobs AS (
              INSERT INTO hopper.jobs (id, namespace, queue, kind, state, priority, available_at,
-                 created_at, tags, body)
+                 created_at, tags, body, concurrency_key, fairness_key, estimated_ms)
              SELECT id, namespace, queue, kind, state, priority, available_at, $13,
-                 ARRAY(SELECT jsonb_array_elements_text(tags::jsonb)), body
+                 ARRAY(SELECT jsonb_array_elements_text(tags::jsonb)), body, ckey, fkey, est
              FROM input
              RETURNING 1
          ),
@@ -268,6 +274,9 @@ pub(crate) async fn insert_fast(
     .bind(now.as_millis())
     .bind(actor)
     .bind(node)
+    .bind(ckeys)
+    .bind(fkeys)
+    .bind(estimates)
     .execute(pool)
     .await;
     match done {

@@ -96,12 +96,18 @@ pub(crate) async fn prune_finished(
         // The state is spelled out (a closed set, never user text) so the partial index applies.
         let ids: Vec<Uuid> = // Safe to format: the state is one of a closed set of identifiers, never user text.
         sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT id FROM hopper.jobs WHERE state = '{}' AND finished_at < $1
+            "SELECT id FROM hopper.jobs j WHERE state = '{}' AND finished_at < $1
+               AND CASE WHEN $3::text IS NULL
+                   THEN NOT EXISTS (SELECT 1 FROM hopper.queues q WHERE q.namespace = j.namespace
+                                    AND q.name = j.queue AND q.custom_retention)
+                   ELSE j.namespace = $3 AND j.queue = $4 END
              ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED",
             state.as_str()
         )))
         .bind(before.as_millis())
         .bind(left as i64)
+        .bind(p.queue.as_ref().map(|q| q.0.as_str()))
+        .bind(p.queue.as_ref().map(|q| q.1.as_str()))
         .fetch_all(&mut *conn)
         .await
         .map_err(db_error)?;

@@ -8,6 +8,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod export;
+pub(crate) mod flow;
 pub(crate) mod insert;
 pub(crate) mod leader;
 pub(crate) mod lease;

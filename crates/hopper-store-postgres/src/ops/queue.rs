@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use hopper_store::{QueueInfo, StoreError};
-use hopper_types::{JobState, Timestamp, lifecycle};
+use hopper_types::{JobState, QueueConfig, Timestamp, lifecycle};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
@@ -22,20 +22,25 @@ pub(crate) async fn set_paused(
     name: &str,
     paused: bool,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO hopper.queues (namespace, name, paused, updated_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (namespace, name)
-         DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at",
-    )
-    .bind(namespace)
-    .bind(name)
-    .bind(paused)
-    .bind(ws.now.as_millis())
-    .execute(conn)
-    .await
-    .map_err(db_error)?;
+    // Under the row's lock, so a concurrent configure is not undone.
+    let mut config = crate::ops::flow::load_config(conn, namespace, name, true).await?;
+    config.paused = paused;
+    configure(conn, ws, namespace, name, config).await
+}
+
+/// Replaces a queue's configuration.
+pub(crate) async fn configure(
+    conn: &mut PgConnection,
+    ws: &mut WriteSet,
+    namespace: &str,
+    name: &str,
+    config: QueueConfig,
+) -> Result<(), StoreError> {
+    let paused = config.paused;
+    crate::ops::flow::save_config(conn, namespace, name, &config, ws.now, true).await?;
     if !paused {
-        // Resuming makes the queue's available jobs leasable again: wake its workers.
+        // Resuming, or loosening a limit, can make available jobs leasable: every node's
+        // workers look again.
         ws.wake(namespace, name);
     }
     Ok(())
@@ -108,6 +113,7 @@ pub(crate) async fn infos(
         paused: false,
         counts: JobState::ALL.iter().map(|s| (*s, 0)).collect(),
         oldest_available_age_ms: None,
+        config: QueueConfig::default(),
     };
     if let Some(name) = only {
         queues.insert(name.to_string(), empty(name));
@@ -139,7 +145,7 @@ pub(crate) async fn infos(
         }
     }
     let configured = sqlx::query(
-        "SELECT name, paused FROM hopper.queues
+        "SELECT name, paused, config FROM hopper.queues
          WHERE namespace = $1 AND ($2::text IS NULL OR name = $2)",
     )
     .bind(namespace)
@@ -150,10 +156,13 @@ pub(crate) async fn infos(
     for r in &configured {
         let name: String = r.try_get(0).map_err(db_error)?;
         let paused: bool = r.try_get(1).map_err(db_error)?;
-        queues
-            .entry(name.clone())
-            .or_insert_with(|| empty(&name))
-            .paused = paused;
+        let text: &str = r.try_get(2).map_err(db_error)?;
+        let mut config: QueueConfig = serde_json::from_str(text)
+            .map_err(|e| StoreError::Internal(format!("stored queue config: {e}")))?;
+        config.paused = paused;
+        let q = queues.entry(name.clone()).or_insert_with(|| empty(&name));
+        q.paused = paused;
+        q.config = config;
     }
     Ok(queues.into_values().collect())
 }

@@ -101,21 +101,29 @@ pub(crate) fn idempotency_keys(
 /// Every configured queue of every namespace, by (namespace, name).
 pub(crate) fn queues(conn: &Connection) -> Result<Vec<QueueRecord>, StoreError> {
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT namespace, name, paused, updated_at FROM queues ORDER BY namespace, name",
-        )
+        .prepare_cached("SELECT namespace, name, updated_at FROM queues ORDER BY namespace, name")
         .map_err(sql_error)?;
-    stmt.query_map([], |r| {
-        Ok(QueueRecord {
-            namespace: r.get(0)?,
-            name: r.get(1)?,
-            paused: r.get(2)?,
-            updated_at: Timestamp(r.get(3)?),
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })
-    })
-    .map_err(sql_error)?
-    .collect::<Result<Vec<_>, _>>()
-    .map_err(sql_error)
+        .map_err(sql_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_error)?;
+    rows.into_iter()
+        .map(|(namespace, name, updated_at)| {
+            Ok(QueueRecord {
+                config: crate::ops::flow::load_config(conn, &namespace, &name)?,
+                namespace,
+                name,
+                updated_at: Timestamp(updated_at),
+            })
+        })
+        .collect()
 }
 
 /// Row counts of every table a copy carries, from one snapshot (one statement).

@@ -67,20 +67,20 @@ pub(crate) fn import(ctx: &mut WriteCtx<'_>, batch: ImportBatch) -> Result<u64, 
             .map_err(sql_error)?;
     }
     for q in &batch.queues {
-        ctx.conn
-            .prepare_cached(
-                "INSERT INTO queues (namespace, name, paused, updated_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (namespace, name) DO NOTHING",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    q.namespace,
-                    q.name,
-                    q.paused,
-                    q.updated_at.as_millis()
-                ])
-            })
+        let exists = ctx
+            .conn
+            .prepare_cached("SELECT 1 FROM queues WHERE namespace = ?1 AND name = ?2")
+            .and_then(|mut s| s.exists(params![q.namespace, q.name]))
             .map_err(sql_error)?;
+        if !exists {
+            crate::ops::flow::save_config(
+                ctx.conn,
+                &q.namespace,
+                &q.name,
+                &q.config,
+                q.updated_at,
+            )?;
+        }
     }
     Ok(new_jobs)
 }

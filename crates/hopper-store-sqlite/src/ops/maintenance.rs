@@ -74,14 +74,26 @@ pub(crate) fn prune_finished(
             break;
         }
         // The state is spelled out in the SQL (not bound) so the partial index applies.
+        // Queues with a retention of their own are pruned one by one, with their own cutoffs.
+        let scope = match &p.queue {
+            Some(_) => "AND namespace = ?3 AND queue = ?4",
+            None => {
+                "AND ?3 IS NULL AND ?4 IS NULL AND NOT EXISTS (SELECT 1 FROM queues q
+                 WHERE q.namespace = jobs.namespace AND q.name = jobs.queue AND q.custom_retention)"
+            }
+        };
         let sql = format!(
-            "SELECT id, namespace, queue FROM jobs WHERE state = '{}' AND finished_at < ?1
+            "SELECT id, namespace, queue FROM jobs WHERE state = '{}' AND finished_at < ?1 {scope}
              ORDER BY finished_at LIMIT ?2",
             state.as_str()
         );
+        let (ns, queue) = match &p.queue {
+            Some((ns, q)) => (Some(ns.as_str()), Some(q.as_str())),
+            None => (None, None),
+        };
         let mut stmt = ctx.conn.prepare_cached(&sql).map_err(sql_error)?;
         let victims = stmt
-            .query_map(params![before.as_millis(), left as i64], |r| {
+            .query_map(params![before.as_millis(), left as i64, ns, queue], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,

@@ -4,6 +4,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod export;
+pub(crate) mod flow;
 pub(crate) mod import;
 pub(crate) mod insert;
 pub(crate) mod leader;

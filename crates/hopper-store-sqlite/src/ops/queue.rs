@@ -3,12 +3,12 @@
 use std::sync::{Arc, RwLock};
 
 use hopper_store::{QueueInfo, StoreError};
-use hopper_types::{JobState, Timestamp, lifecycle};
+use hopper_types::{JobState, QueueConfig, Timestamp, lifecycle};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::counts::Counts;
 use crate::ops::admin::delete_rows;
-use crate::ops::lease::queue_paused;
+use crate::ops::flow;
 use crate::rows::{load_job_any_ns, sql_error, update_job};
 use crate::writer::WriteCtx;
 
@@ -21,20 +21,57 @@ pub(crate) fn set_paused(
     name: &str,
     paused: bool,
 ) -> Result<(), StoreError> {
-    ctx.conn
-        .prepare_cached(
-            "INSERT INTO queues (namespace, name, paused, updated_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (namespace, name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at",
-        )
-        .and_then(|mut s| s.execute(params![namespace, name, paused, ctx.now.as_millis()]))
-        .map_err(sql_error)?;
-    if !paused {
-        // Resuming makes the queue's available jobs leasable again: wake its workers.
+    let mut config = flow::load_config(ctx.conn, namespace, name)?;
+    config.paused = paused;
+    configure(ctx, namespace, name, config)
+}
+
+/// Replaces a queue's configuration.
+pub(crate) fn configure(
+    ctx: &mut WriteCtx<'_>,
+    namespace: &str,
+    name: &str,
+    config: QueueConfig,
+) -> Result<(), StoreError> {
+    flow::save_config(ctx.conn, namespace, name, &config, ctx.now)?;
+    // Resuming, or loosening a limit, can make available jobs leasable: wake the workers
+    // (they look again and find out), and forget a rate hold the new limits may not have.
+    ctx.effects
+        .hold
+        .push((namespace.to_string(), name.to_string(), None));
+    if !config.paused {
         ctx.effects
             .wake
             .push((namespace.to_string(), name.to_string()));
     }
     Ok(())
+}
+
+/// Queues of every namespace whose configuration sets their own retention.
+pub(crate) fn custom_retention(
+    conn: &Connection,
+) -> Result<Vec<hopper_store::QueueRecord>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT namespace, name FROM queues WHERE custom_retention ORDER BY namespace, name",
+        )
+        .map_err(sql_error)?;
+    let names = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(sql_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_error)?;
+    let mut out = Vec::with_capacity(names.len());
+    for (namespace, name) in names {
+        let config = flow::load_config(conn, &namespace, &name)?;
+        out.push(hopper_store::QueueRecord {
+            namespace,
+            name,
+            config,
+            updated_at: Timestamp(0),
+        });
+    }
+    Ok(out)
 }
 
 fn ids_in_state(
@@ -123,11 +160,13 @@ fn info(
     } else {
         None
     };
+    let config = flow::load_config(conn, namespace, name)?;
     Ok(QueueInfo {
         name: name.to_string(),
-        paused: queue_paused(conn, namespace, name)?,
+        paused: config.paused,
         counts: c,
         oldest_available_age_ms: oldest.map(|t| now.millis_since(t).max(0)),
+        config,
     })
 }
 
