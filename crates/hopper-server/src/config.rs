@@ -4,7 +4,9 @@
 
 use hopper_types::Limits;
 
-use crate::maintenance::{LeadershipConfig, PromoterConfig, PrunerConfig, RescuerConfig};
+use crate::maintenance::{
+    LeadershipConfig, PromoterConfig, PrunerConfig, RescuerConfig, SchedulerConfig,
+};
 
 const DAY_MS: i64 = 24 * 3_600_000;
 
@@ -40,6 +42,8 @@ pub struct MaintenanceConfig {
     pub rescuer: RescuerConfig,
     /// Removes finished jobs past retention and expired idempotency keys.
     pub pruner: PrunerConfig,
+    /// Enqueues the jobs of cron schedules.
+    pub scheduler: SchedulerConfig,
     /// Which node of several sharing a store runs the services.
     pub leadership: LeadershipConfig,
 }

@@ -178,6 +178,9 @@ impl From<StoreError> for ApiError {
                 ),
             )
             .with_field("idempotency_key"),
+            StoreError::AlreadyExists(what) => {
+                ApiError::new(ErrorCode::InvalidState, format!("{what} already exists"))
+            }
             StoreError::InvalidArgument { field, message } => ApiError::invalid(field, message),
             StoreError::Unavailable(cause) => {
                 // Worth a warning: clients will retry, but an operator wants to know.
@@ -250,6 +253,11 @@ mod tests {
                     state: JobState::Running,
                     action: "delete",
                 },
+                409,
+                ErrorCode::InvalidState,
+            ),
+            (
+                StoreError::AlreadyExists("schedule s".into()),
                 409,
                 ErrorCode::InvalidState,
             ),

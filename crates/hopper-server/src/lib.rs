@@ -14,7 +14,7 @@
 //! - [`workers`]: the in-memory registry behind `GET /v1/workers`.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`openapi`]: the generated OpenAPI document.
-//! - [`maintenance`]: promoter, rescuer, pruner.
+//! - [`maintenance`]: promoter, rescuer, pruner, scheduler.
 //! - [`shutdown`]: the shutdown signal.
 //! - [`state`]: [`AppState`], shared by the handlers.
 //!
@@ -24,6 +24,7 @@
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod explain;
 pub mod extract;
 pub mod layers;
 pub mod maintenance;
@@ -73,6 +74,7 @@ pub async fn serve(
         .validate()
         .and_then(|_| config.maintenance.rescuer.validate())
         .and_then(|_| config.maintenance.pruner.validate())
+        .and_then(|_| config.maintenance.scheduler.validate())
         .and_then(|_| config.maintenance.leadership.validate())
         .map_err(ServerError::Config)?;
 

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use utoipa::OpenApi;
 
-use crate::routes::{jobs, leases, ops, outcomes, queues, workers};
+use crate::routes::{jobs, leases, ops, outcomes, queues, schedules, workers};
 
 /// The API description. Schemas referenced by the paths are collected automatically.
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use crate::routes::{jobs, leases, ops, outcomes, queues, workers};
         jobs::retry_job,
         jobs::delete_job,
         jobs::job_events,
+        jobs::explain_job,
         leases::lease,
         outcomes::heartbeat,
         outcomes::complete,
@@ -38,6 +39,14 @@ use crate::routes::{jobs, leases, ops, outcomes, queues, workers};
         queues::resume,
         queues::retry_dead,
         queues::purge,
+        schedules::create_schedule,
+        schedules::list_schedules,
+        schedules::get_schedule,
+        schedules::replace_schedule,
+        schedules::delete_schedule,
+        schedules::pause_schedule,
+        schedules::resume_schedule,
+        schedules::trigger_schedule,
         workers::list_workers,
         ops::healthz,
         ops::readyz,
@@ -48,6 +57,7 @@ use crate::routes::{jobs, leases, ops, outcomes, queues, workers};
         (name = "jobs", description = "Producers: enqueue, inspect, cancel, retry, delete"),
         (name = "workers", description = "Workers: lease, heartbeat, report outcomes"),
         (name = "queues", description = "Queues: counts, pause, resume, bulk retry and purge"),
+        (name = "schedules", description = "Cron schedules: define, pause, resume, trigger"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -78,10 +88,15 @@ mod tests {
             "/v1/jobs/batch",
             "/v1/jobs/{id}",
             "/v1/jobs/{id}/events",
+            "/v1/jobs/{id}/explain",
+            "/v1/queues/{name}",
             "/v1/leases",
             "/v1/acks",
             "/v1/queues/{name}/jobs",
             "/v1/workers",
+            "/v1/schedules",
+            "/v1/schedules/{name}",
+            "/v1/schedules/{name}/trigger",
             "/openapi.json",
         ] {
             assert!(paths.contains_key(p), "missing {p}");
@@ -93,6 +108,9 @@ mod tests {
             "ErrorBody",
             "LeaseRequest",
             "JobState",
+            "ScheduleRequest",
+            "ScheduleView",
+            "Misfire",
         ] {
             assert!(schemas.contains_key(s), "missing schema {s}");
         }

@@ -110,6 +110,18 @@ impl WorkerRegistry {
         }
     }
 
+    /// When a worker last asked for jobs of `queue`, if one did within the window.
+    pub fn last_poll(&self, queue: &str, now: Timestamp) -> Option<Timestamp> {
+        let mut inner = self.lock();
+        inner.prune(now, self.window_ms);
+        inner
+            .workers
+            .values()
+            .filter(|s| s.queues.contains(queue))
+            .map(|s| s.last_seen)
+            .max()
+    }
+
     /// Workers seen within the window, by id.
     pub fn recent(&self, now: Timestamp) -> Vec<SeenWorker> {
         let mut inner = self.lock();

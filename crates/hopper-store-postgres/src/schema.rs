@@ -151,6 +151,26 @@ CREATE TABLE hopper.queue_flow (
 );
 "#,
     ),
+    (
+        4,
+        r#"
+-- Cron schedules: the whole schedule as JSON in `body` (hopper_types::schedule::Schedule),
+-- plus the columns the scheduler selects on. `cursor_at` is the last tick considered; a fire
+-- locks the row and checks it (compare-and-set) before inserting the tick jobs.
+CREATE TABLE hopper.schedules (
+    namespace    text NOT NULL,
+    name         text NOT NULL,
+    paused       boolean NOT NULL,
+    next_fire_at bigint,
+    cursor_at    bigint NOT NULL,
+    body         text NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+-- The scheduler: unpaused schedules by next fire time.
+CREATE INDEX schedules_due ON hopper.schedules (next_fire_at)
+    WHERE NOT paused AND next_fire_at IS NOT NULL;
+"#,
+    ),
 ];
 
 /// The newest schema version this build knows.

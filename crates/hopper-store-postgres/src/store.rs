@@ -146,10 +146,15 @@ impl Store for PgStore {
         ops::read::events(&mut *self.conn().await?, job).await
     }
 
+    async fn job_explain(&self, job: &JobRef) -> Result<JobWait, StoreError> {
+        let now = self.clock.now();
+        ops::explain::explain(&mut *self.conn().await?, job, now).await
+    }
+
     async fn job_lease_many(&self, params: JobLeaseParams) -> Result<Vec<Job>, StoreError> {
         let (mut tx, mut ws) = self.begin().await?;
         let namespace = params.namespace.clone();
-        let (jobs, holds) = ops::lease::lease_many(&mut tx, &mut ws, params).await?;
+        let (jobs, holds) = ops::lease::lease_many(&mut tx, &mut ws, params, &*self.clock).await?;
         for (queue, at) in holds {
             self.signals.hold_until(&namespace, &queue, at);
         }
@@ -399,6 +404,81 @@ impl Store for PgStore {
 
     fn clock(&self) -> &dyn Clock {
         self.clock.as_ref()
+    }
+
+    // Schedules.
+
+    async fn schedule_create(
+        &self,
+        params: ScheduleCreate,
+    ) -> Result<hopper_types::schedule::Schedule, StoreError> {
+        let now = self.clock.now();
+        ops::schedule::create(&mut *self.conn().await?, now, params).await
+    }
+
+    async fn schedule_get(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<hopper_types::schedule::Schedule, StoreError> {
+        ops::schedule::get(&mut *self.conn().await?, namespace, name).await
+    }
+
+    async fn schedule_list(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<hopper_types::schedule::Schedule>, StoreError> {
+        ops::schedule::list(&mut *self.conn().await?, namespace).await
+    }
+
+    async fn schedule_update(
+        &self,
+        params: ScheduleUpdate,
+    ) -> Result<hopper_types::schedule::Schedule, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let s = ops::schedule::update(&mut tx, self.clock.now(), params).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(s)
+    }
+
+    async fn schedule_delete(&self, namespace: &str, name: &str) -> Result<(), StoreError> {
+        ops::schedule::delete(&mut *self.conn().await?, namespace, name).await
+    }
+
+    async fn schedule_set_paused(
+        &self,
+        namespace: &str,
+        name: &str,
+        paused: bool,
+    ) -> Result<hopper_types::schedule::Schedule, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let s =
+            ops::schedule::set_paused(&mut tx, self.clock.now(), namespace, name, paused).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(s)
+    }
+
+    async fn schedule_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<hopper_types::schedule::Schedule>, StoreError> {
+        ops::schedule::due(&mut *self.conn().await?, now, limit).await
+    }
+
+    async fn schedule_next_fire_at(&self) -> Result<Option<Timestamp>, StoreError> {
+        ops::schedule::next_fire_at(&mut *self.conn().await?).await
+    }
+
+    async fn schedule_fire(&self, params: ScheduleFire) -> Result<ScheduleFireOutcome, StoreError> {
+        let (mut tx, mut ws) = self.begin().await?;
+        let out = ops::schedule::fire(&mut tx, &mut ws, params).await?;
+        if matches!(out, ScheduleFireOutcome::Stale) {
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(out);
+        }
+        self.commit(tx, ws).await?;
+        Ok(out)
     }
 }
 

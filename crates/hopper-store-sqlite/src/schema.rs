@@ -125,6 +125,26 @@ CREATE TABLE queue_flow (
 );
 "#,
     ),
+    (
+        4,
+        r#"
+-- Cron schedules: the whole schedule as JSON in `body` (hopper_types::schedule::Schedule),
+-- plus the columns the scheduler selects on. `cursor_at` is the last tick considered, the
+-- value the scheduler's compare-and-set checks.
+CREATE TABLE schedules (
+    namespace    TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    paused       INTEGER NOT NULL,
+    next_fire_at INTEGER,
+    cursor_at    INTEGER NOT NULL,
+    body         TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+-- The scheduler: unpaused schedules by next fire time.
+CREATE INDEX schedules_due ON schedules (next_fire_at)
+    WHERE paused = 0 AND next_fire_at IS NOT NULL;
+"#,
+    ),
 ];
 
 /// Applies every migration newer than the database's version.
@@ -195,6 +215,6 @@ mod tests {
             .query_row("SELECT count(*) FROM queues", [], |r| r.get(0))
             .unwrap();
         assert_eq!((leases, queues), (0, 1));
-        assert_eq!(latest_version(), 3);
+        assert_eq!(latest_version(), 4);
     }
 }

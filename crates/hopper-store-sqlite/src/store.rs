@@ -140,6 +140,14 @@ impl Store for SqliteStore {
         self.readers.run(move |c| ops::read::events(c, &r)).await
     }
 
+    async fn job_explain(&self, job: &JobRef) -> Result<JobWait, StoreError> {
+        let r = job.clone();
+        let now = self.clock.now();
+        self.readers
+            .run(move |c| ops::explain::explain(c, &r, now))
+            .await
+    }
+
     async fn job_lease_many(&self, params: JobLeaseParams) -> Result<Vec<Job>, StoreError> {
         // Idle workers ask often (every long-poll wake-up). The counts are published after each
         // commit and before its wake-ups fire, so when they show nothing available there is
@@ -383,5 +391,78 @@ impl Store for SqliteStore {
 
     fn clock(&self) -> &dyn Clock {
         self.clock.as_ref()
+    }
+
+    // Schedules.
+
+    async fn schedule_create(
+        &self,
+        params: ScheduleCreate,
+    ) -> Result<hopper_types::schedule::Schedule, StoreError> {
+        self.write(move |ctx| ops::schedule::create(ctx, params))
+            .await
+    }
+
+    async fn schedule_get(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<hopper_types::schedule::Schedule, StoreError> {
+        let (ns, name) = (namespace.to_string(), name.to_string());
+        self.readers
+            .run(move |c| ops::schedule::get(c, &ns, &name))
+            .await
+    }
+
+    async fn schedule_list(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<hopper_types::schedule::Schedule>, StoreError> {
+        let ns = namespace.to_string();
+        self.readers.run(move |c| ops::schedule::list(c, &ns)).await
+    }
+
+    async fn schedule_update(
+        &self,
+        params: ScheduleUpdate,
+    ) -> Result<hopper_types::schedule::Schedule, StoreError> {
+        self.write(move |ctx| ops::schedule::update(ctx, params))
+            .await
+    }
+
+    async fn schedule_delete(&self, namespace: &str, name: &str) -> Result<(), StoreError> {
+        let (ns, name) = (namespace.to_string(), name.to_string());
+        self.write(move |ctx| ops::schedule::delete(ctx, &ns, &name))
+            .await
+    }
+
+    async fn schedule_set_paused(
+        &self,
+        namespace: &str,
+        name: &str,
+        paused: bool,
+    ) -> Result<hopper_types::schedule::Schedule, StoreError> {
+        let (ns, name) = (namespace.to_string(), name.to_string());
+        self.write(move |ctx| ops::schedule::set_paused(ctx, &ns, &name, paused))
+            .await
+    }
+
+    async fn schedule_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<hopper_types::schedule::Schedule>, StoreError> {
+        self.readers
+            .run(move |c| ops::schedule::due(c, now, limit))
+            .await
+    }
+
+    async fn schedule_next_fire_at(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.readers.run(ops::schedule::next_fire_at).await
+    }
+
+    async fn schedule_fire(&self, params: ScheduleFire) -> Result<ScheduleFireOutcome, StoreError> {
+        self.write(move |ctx| ops::schedule::fire(ctx, params))
+            .await
     }
 }

@@ -358,3 +358,81 @@ pub async fn prune_follows_a_queues_own_retention(h: &dyn Harness) {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].name, "short");
 }
+
+/// `job_explain` counts the jobs that lease before a job in its queue's order (within its
+/// key in a fair queue) and carries the queue's limits and running counts.
+pub async fn explain_counts_the_jobs_ahead_and_the_running(h: &dyn Harness) {
+    let env = Env::new(h).await;
+    let first = env.enqueue(r#"{"kind":"k","queue":"q"}"#).await;
+    env.advance(1);
+    let second = env.enqueue(r#"{"kind":"k","queue":"q"}"#).await;
+    env.advance(1);
+    env.enqueue(r#"{"kind":"k","queue":"q","priority":9}"#)
+        .await;
+    let w = env
+        .store()
+        .job_explain(&job_ref(second.id))
+        .await
+        .expect("explain");
+    assert_eq!(w.ahead, 2, "the urgent job and the older one");
+    let w = env
+        .store()
+        .job_explain(&job_ref(first.id))
+        .await
+        .expect("explain");
+    assert_eq!(w.ahead, 1);
+
+    configure(
+        &env,
+        "f",
+        r#"{"policy":"fair","concurrency":5,"key_concurrency":2}"#,
+    )
+    .await;
+    enqueue_n(&env, 3, r#"{"kind":"k","queue":"f","fairness_key":"big"}"#).await;
+    env.advance(1);
+    let small = env
+        .enqueue(r#"{"kind":"k","queue":"f","fairness_key":"small","concurrency_key":"c"}"#)
+        .await;
+    let w = env
+        .store()
+        .job_explain(&job_ref(small.id))
+        .await
+        .expect("explain");
+    assert_eq!(w.ahead, 0, "first of its own key");
+    assert_eq!(w.flow.config.concurrency, Some(5));
+    env.enqueue(r#"{"kind":"k","queue":"f","fairness_key":"x","concurrency_key":"c"}"#)
+        .await;
+    configure(&env, "f", r#"{"concurrency":5,"key_concurrency":2}"#).await;
+    let running = env.lease(&["f"], 10).await;
+    assert_eq!(running.len(), 5);
+    let waiting = env
+        .enqueue(r#"{"kind":"k","queue":"f","concurrency_key":"c"}"#)
+        .await;
+    let w = env
+        .store()
+        .job_explain(&job_ref(waiting.id))
+        .await
+        .expect("explain");
+    assert_eq!(w.flow.running, 5);
+    assert_eq!(w.flow.running_by_key.get("c"), Some(&2));
+
+    configure(&env, "s", r#"{"policy":"shortest_first"}"#).await;
+    env.enqueue(r#"{"kind":"k","queue":"s","estimated_ms":5}"#)
+        .await;
+    let long = env
+        .enqueue(r#"{"kind":"k","queue":"s","estimated_ms":500}"#)
+        .await;
+    env.enqueue(r#"{"kind":"k","queue":"s","estimated_ms":50}"#)
+        .await;
+    let w = env
+        .store()
+        .job_explain(&job_ref(long.id))
+        .await
+        .expect("explain");
+    assert_eq!(w.ahead, 2, "both shorter jobs go first");
+    assert_not_found(
+        env.store()
+            .job_explain(&job_ref(hopper_types::JobId::new()))
+            .await,
+    );
+}

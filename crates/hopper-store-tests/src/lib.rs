@@ -37,6 +37,7 @@
 //! - [`durability`]: reopening a store, closing it.
 //! - [`leadership`]: leader leases (take, renew, expire, resign).
 //! - [`export`]: export, import and totals, what `hopper migrate` copies a store with.
+//! - [`schedule`]: cron schedules, their due selection and the compare-and-set fire.
 
 pub mod concurrency;
 pub mod durability;
@@ -50,6 +51,7 @@ pub mod job_read;
 pub mod leadership;
 pub mod maintenance;
 pub mod queue;
+pub mod schedule;
 pub mod signals;
 pub mod support;
 
@@ -242,6 +244,7 @@ macro_rules! conformance_suite {
                 flow_limits_compose,
                 flow_concurrent_leases_respect_the_cap,
                 prune_follows_a_queues_own_retention,
+                explain_counts_the_jobs_ahead_and_the_running,
             ],
             export: [
                 export_pages_through_every_job_in_id_order_with_events,
@@ -252,6 +255,18 @@ macro_rules! conformance_suite {
                 import_of_the_same_rows_again_adds_nothing,
                 import_never_overwrites_rows_already_present,
                 import_wakes_listeners_of_queues_it_fills,
+            ],
+            schedule: [
+                schedule_create_get_list_and_delete,
+                schedule_update_replaces_the_definition_and_keeps_runs,
+                schedule_pause_hides_it_from_due_and_resume_restores_it,
+                schedule_due_selects_unpaused_schedules_whose_time_came,
+                schedule_fire_inserts_jobs_and_advances,
+                schedule_fire_with_a_stale_cursor_inserts_nothing,
+                schedule_fire_honours_tick_idempotency_keys,
+                schedule_fire_is_atomic,
+                schedule_concurrent_fires_of_one_tick_create_one_job,
+                schedule_survives_reopening,
             ],
         }
     };
@@ -296,6 +311,7 @@ mod self_check {
         ("durability", include_str!("durability.rs")),
         ("leadership", include_str!("leadership.rs")),
         ("export", include_str!("export.rs")),
+        ("schedule", include_str!("schedule.rs")),
     ];
 
     fn defined(source: &str) -> Vec<String> {

@@ -30,6 +30,9 @@ pub enum StoreError {
         /// The job that holds the key.
         existing: JobId,
     },
+    /// The thing to create exists already (a schedule of that name).
+    #[error("{0} already exists")]
+    AlreadyExists(String),
     /// A parameter the store cannot accept (e.g. purging a state that is not finished).
     #[error("{field}: {message}")]
     InvalidArgument {

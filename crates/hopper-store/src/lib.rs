@@ -14,10 +14,12 @@
 mod error;
 pub mod lease_plan;
 mod params;
+mod schedule_params;
 mod signals;
 mod store;
 
 pub use error::StoreError;
 pub use params::*;
+pub use schedule_params::*;
 pub use signals::QueueSignals;
 pub use store::Store;

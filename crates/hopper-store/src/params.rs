@@ -51,6 +51,22 @@ pub struct Inserted {
     pub duplicate: bool,
 }
 
+/// Most jobs [`JobWait::ahead`] counts exactly; beyond it the count stops.
+pub const MAX_AHEAD_COUNTED: u64 = 100_000;
+
+/// What a job waits for (`GET /v1/jobs/{id}/explain`), as the store knows it.
+#[derive(Debug, Clone)]
+pub struct JobWait {
+    /// The job.
+    pub job: Job,
+    /// Its queue as a lease would see it now: configuration, running jobs (in total, and of
+    /// the job's own concurrency key), token buckets, fairness clocks.
+    pub flow: crate::lease_plan::FlowSnapshot,
+    /// Available jobs of the queue (of the job's fairness key, in a fair queue) that lease
+    /// before it, counted up to [`MAX_AHEAD_COUNTED`]; 0 unless the job is available.
+    pub ahead: u64,
+}
+
 /// Search and page through jobs, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct JobListParams {

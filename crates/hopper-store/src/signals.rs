@@ -3,7 +3,8 @@
 //! A backend calls [`QueueSignals::notify`] after it commits a change that made jobs available
 //! in a queue (enqueue, promotion, release, retry); a PostgreSQL backend also calls it when a
 //! notification arrives from another node. A waiting lease request holds a [`Listener`] for its
-//! queues and wakes at once, with no polling interval.
+//! queues and wakes at once, with no polling interval. The scheduler likewise waits on
+//! [`QueueSignals::schedules_changed`], so a schedule created or resumed fires on time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,8 @@ use tokio::sync::Notify;
 pub struct QueueSignals {
     queues: Mutex<HashMap<(String, String), Arc<Notify>>>,
     next_token: Mutex<HashMap<(String, String), Timestamp>>,
+    // A schedule was created, replaced or resumed: the scheduler looks again at once.
+    schedules: Notify,
 }
 
 impl QueueSignals {
@@ -78,6 +81,19 @@ impl QueueSignals {
             .iter()
             .filter_map(|q| map.get(&(namespace.to_string(), q.clone())).copied())
             .min()
+    }
+
+    /// Tells this process's scheduler that a schedule changed, so it re-reads the next fire
+    /// times at once instead of at its next bounded wake-up. A change made while the scheduler
+    /// is not waiting is kept until it next waits.
+    pub fn notify_schedules(&self) {
+        self.schedules.notify_one();
+    }
+
+    /// Completes at the next [`QueueSignals::notify_schedules`] (or at once if one happened
+    /// since the last wait).
+    pub async fn schedules_changed(&self) {
+        self.schedules.notified().await;
     }
 
     /// Registers interest in `queues` *now*: a notify that happens after this call wakes

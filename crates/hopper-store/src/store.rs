@@ -25,6 +25,10 @@ pub trait Store: Send + Sync + 'static {
     /// Every recorded transition of a job, oldest first.
     async fn job_events(&self, job: &JobRef) -> Result<Vec<JobEvent>, StoreError>;
 
+    /// A job with the facts that decide when it can start: its queue's configuration, running
+    /// counts and token buckets, and how many available jobs lease before it.
+    async fn job_explain(&self, job: &JobRef) -> Result<JobWait, StoreError>;
+
     /// Leases available jobs; returns them with their lease tokens (possibly none).
     async fn job_lease_many(&self, params: JobLeaseParams) -> Result<Vec<Job>, StoreError>;
 
@@ -162,4 +166,68 @@ pub trait Store: Send + Sync + 'static {
 
     /// The clock the store stamps every change with.
     fn clock(&self) -> &dyn Clock;
+
+    // Schedules.
+
+    /// Creates a schedule (cursor = now, next fire time from there);
+    /// [`StoreError::AlreadyExists`] when the namespace already has one of that name.
+    async fn schedule_create(
+        &self,
+        params: crate::ScheduleCreate,
+    ) -> Result<hopper_types::schedule::Schedule, StoreError>;
+
+    /// One schedule; [`StoreError::NotFound`] when unknown.
+    async fn schedule_get(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<hopper_types::schedule::Schedule, StoreError>;
+
+    /// Every schedule of the namespace, by name.
+    async fn schedule_list(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<hopper_types::schedule::Schedule>, StoreError>;
+
+    /// Replaces a schedule's definition, keeping its cursor and runs, and recomputes its next
+    /// fire time (see `Schedule::redefine`); [`StoreError::NotFound`] when unknown.
+    async fn schedule_update(
+        &self,
+        params: crate::ScheduleUpdate,
+    ) -> Result<hopper_types::schedule::Schedule, StoreError>;
+
+    /// Deletes a schedule (the jobs it enqueued stay); [`StoreError::NotFound`] when unknown.
+    async fn schedule_delete(&self, namespace: &str, name: &str) -> Result<(), StoreError>;
+
+    /// Pauses or resumes a schedule and returns it; on resume its next fire time is the first
+    /// tick after its cursor, so the ticks missed meanwhile are due and its misfire policy
+    /// decides which fire. [`StoreError::NotFound`] when unknown.
+    async fn schedule_set_paused(
+        &self,
+        namespace: &str,
+        name: &str,
+        paused: bool,
+    ) -> Result<hopper_types::schedule::Schedule, StoreError>;
+
+    /// Unpaused schedules of every namespace whose next fire time is at or before `now`,
+    /// earliest first, at most `limit`.
+    async fn schedule_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<hopper_types::schedule::Schedule>, StoreError>;
+
+    /// The earliest next fire time of any unpaused schedule, if any: how long the scheduler
+    /// may sleep.
+    async fn schedule_next_fire_at(&self) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Inserts the jobs of fired ticks (idempotency keys honoured exactly as by
+    /// `job_insert_many`) and advances the schedule, atomically, if and only if its stored
+    /// cursor still equals `expected_cursor` and it is not paused; otherwise changes nothing
+    /// and answers [`crate::ScheduleFireOutcome::Stale`]. [`StoreError::NotFound`] when the
+    /// schedule is gone.
+    async fn schedule_fire(
+        &self,
+        params: crate::ScheduleFire,
+    ) -> Result<crate::ScheduleFireOutcome, StoreError>;
 }

@@ -476,7 +476,7 @@ fn max_some(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 /// What a schedule does about ticks missed while nothing was running (server down, paused).
 ///
 /// On the wire: `{"policy":"skip"}`, `{"policy":"run_once"}`, `{"policy":"catch_up","max":10}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "policy", rename_all = "snake_case")]
 pub enum Misfire {
     /// Fire none of the missed ticks.

@@ -14,6 +14,7 @@
 //! - [`lifecycle`]: the transitions.
 //! - [`cron`]: cron schedules in IANA time zones, their fire times and missed-tick policies.
 //! - [`queue_config`]: a queue's pause, retention, limits and lease policy.
+//! - [`schedule`]: cron schedules as defined, stored and shown, and the jobs they enqueue.
 
 pub mod backoff;
 pub mod cron;
@@ -22,6 +23,7 @@ pub mod job;
 pub mod lifecycle;
 pub mod new_job;
 pub mod queue_config;
+pub mod schedule;
 pub mod state;
 pub mod time;
 

@@ -80,11 +80,13 @@ impl RateLimit {
         (self.level(bucket, now) + 1e-9).floor().max(0.0) as u64
     }
 
-    /// The bucket after `n` starts at `now`.
+    /// The bucket after `n` starts at `now`. Its time never moves backwards: a lease stamped
+    /// a little earlier than the one before it (it waited for the lock) refills nothing twice.
     pub fn take(&self, bucket: Option<Bucket>, now: Timestamp, n: u64) -> Bucket {
+        let at = bucket.map_or(now, |b| b.at.max(now));
         Bucket {
-            tokens: self.level(bucket, now) - n as f64,
-            at: now,
+            tokens: self.level(bucket, at) - n as f64,
+            at,
         }
     }
 
@@ -285,6 +287,17 @@ mod tests {
         assert_eq!(r.available(Some(b), t0.plus_ms(550)), 5);
         // Never above the burst, however long idle.
         assert_eq!(r.available(Some(b), t0.plus_ms(1_000_000)), 10);
+    }
+
+    #[test]
+    fn a_late_stamped_take_does_not_refill_twice() {
+        let r = rate(10, 1000, None);
+        let b = r.take(None, Timestamp(5000), 10);
+        // A lease stamped before the previous one: no refill, and the bucket keeps its time.
+        let b2 = r.take(Some(b), Timestamp(4000), 0);
+        assert_eq!(b2.at, Timestamp(5000));
+        assert_eq!(r.available(Some(b2), Timestamp(5000)), 0);
+        assert_eq!(r.available(Some(b2), Timestamp(5100)), 1);
     }
 
     #[test]

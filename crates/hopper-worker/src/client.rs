@@ -6,11 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hopper_types::schedule::{ScheduleRequest, ScheduleView};
 use hopper_types::{EnqueueRequest, Job, JobId, JobState};
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, RequestBuilder, Url};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{ApiError, Error, ErrorCode};
@@ -172,6 +173,33 @@ impl Client {
         self.post_empty(&["v1", "queues", name, "pause"]).await
     }
 
+    /// `GET /v1/queues/{name}`: one queue with its counts and configuration.
+    pub async fn queue(&self, name: &str) -> Result<QueueInfo, Error> {
+        self.call(self.http.get(self.url(&["v1", "queues", name])))
+            .await
+    }
+
+    /// `PUT /v1/queues/{name}`: replaces the queue's whole configuration.
+    pub async fn configure_queue(
+        &self,
+        name: &str,
+        config: &hopper_types::QueueConfig,
+    ) -> Result<QueueInfo, Error> {
+        let body = encode(config)?;
+        self.call(
+            self.request(Method::PUT, self.url(&["v1", "queues", name]))
+                .body(body),
+        )
+        .await
+    }
+
+    /// `GET /v1/jobs/{id}/explain`: why the job is not running (yet), as the server's JSON.
+    pub async fn explain(&self, id: JobId) -> Result<serde_json::Value, Error> {
+        let id = id.to_string();
+        self.call(self.http.get(self.url(&["v1", "jobs", &id, "explain"])))
+            .await
+    }
+
     /// `POST /v1/queues/{name}/resume`.
     pub async fn resume_queue(&self, name: &str) -> Result<QueueInfo, Error> {
         self.post_empty(&["v1", "queues", name, "resume"]).await
@@ -199,6 +227,67 @@ impl Client {
             .call(self.http.get(self.url(&["v1", "workers"])))
             .await?;
         Ok(answer.workers)
+    }
+
+    // ---- schedules -------------------------------------------------------------------------
+
+    /// `POST /v1/schedules`: creates a cron schedule (`409 invalid_state` when its name is
+    /// taken). Not retried: a lost answer is best checked with [`Client::schedule`].
+    pub async fn create_schedule(&self, req: &ScheduleRequest) -> Result<ScheduleView, Error> {
+        self.post_json(&["v1", "schedules"], req).await
+    }
+
+    /// `GET /v1/schedules`: every schedule, by name.
+    pub async fn schedules(&self) -> Result<Vec<ScheduleView>, Error> {
+        #[derive(Deserialize)]
+        struct Body {
+            schedules: Vec<ScheduleView>,
+        }
+        let answer: Body = self
+            .call(self.http.get(self.url(&["v1", "schedules"])))
+            .await?;
+        Ok(answer.schedules)
+    }
+
+    /// `GET /v1/schedules/{name}`: one schedule with its next fire times and last runs.
+    pub async fn schedule(&self, name: &str) -> Result<ScheduleView, Error> {
+        self.call(self.http.get(self.url(&["v1", "schedules", name])))
+            .await
+    }
+
+    /// `PUT /v1/schedules/{name}`: replaces a schedule's definition (its runs stay).
+    pub async fn replace_schedule(
+        &self,
+        name: &str,
+        req: &ScheduleRequest,
+    ) -> Result<ScheduleView, Error> {
+        let body = encode(req)?;
+        self.call(
+            self.request(Method::PUT, self.url(&["v1", "schedules", name]))
+                .body(body),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/schedules/{name}`: deletes a schedule (the jobs it enqueued stay).
+    pub async fn delete_schedule(&self, name: &str) -> Result<(), Error> {
+        let url = self.url(&["v1", "schedules", name]);
+        self.call_no_body(self.http.delete(url)).await
+    }
+
+    /// `POST /v1/schedules/{name}/pause`: the schedule fires nothing until resumed.
+    pub async fn pause_schedule(&self, name: &str) -> Result<ScheduleView, Error> {
+        self.post_empty(&["v1", "schedules", name, "pause"]).await
+    }
+
+    /// `POST /v1/schedules/{name}/resume`: ticks missed while paused follow its misfire policy.
+    pub async fn resume_schedule(&self, name: &str) -> Result<ScheduleView, Error> {
+        self.post_empty(&["v1", "schedules", name, "resume"]).await
+    }
+
+    /// `POST /v1/schedules/{name}/trigger`: enqueues one job from the schedule's template now.
+    pub async fn trigger_schedule(&self, name: &str) -> Result<Job, Error> {
+        self.post_empty(&["v1", "schedules", name, "trigger"]).await
     }
 
     // ---- workers ---------------------------------------------------------------------------

@@ -82,7 +82,11 @@ pub use client::{Client, DEFAULT_URL};
 pub use context::{CancelReason, JobContext};
 pub use error::{ApiError, Error, ErrorCode};
 pub use handler::Handler;
-pub use hopper_types::{Backoff, EnqueueRequest, Job, JobId, JobState, Timestamp};
+pub use hopper_types::cron::Misfire;
+pub use hopper_types::schedule::{ScheduleRequest, ScheduleRun, ScheduleView};
+pub use hopper_types::{
+    Backoff, EnqueueRequest, Job, JobId, JobState, QueueConfig, QueuePolicy, RateLimit, Timestamp,
+};
 pub use outcome::{BoxError, IntoOutcome, Outcome};
 pub use retry::RetryPolicy;
 pub use shutdown::shutdown_signal;

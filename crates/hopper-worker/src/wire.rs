@@ -191,6 +191,9 @@ pub struct QueueInfo {
     /// Age of the oldest available job, if any.
     #[serde(default)]
     pub oldest_available_age_ms: Option<i64>,
+    /// Its configuration: pause, retention, limits, lease policy.
+    #[serde(default)]
+    pub config: hopper_types::QueueConfig,
 }
 
 impl QueueInfo {

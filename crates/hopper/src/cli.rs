@@ -52,6 +52,9 @@ pub enum Command {
     /// List queues; pause, resume, retry or purge one.
     #[command(subcommand)]
     Queues(QueuesCommand),
+    /// List, create, pause, resume, trigger and delete cron schedules.
+    #[command(subcommand)]
+    Schedules(SchedulesCommand),
     /// List the workers seen in the last minute.
     Workers,
     /// Run the benchmark workloads (W1-W4).
@@ -214,6 +217,15 @@ pub struct EnqueueArgs {
     /// A tag; repeatable.
     #[arg(long = "tag")]
     pub tags: Vec<String>,
+    /// Key for the queue's per-key concurrency and rate limits (e.g. a customer id).
+    #[arg(long)]
+    pub concurrency_key: Option<String>,
+    /// Key for a fair queue's round robin (e.g. a tenant id).
+    #[arg(long)]
+    pub fairness_key: Option<String>,
+    /// Expected run time in ms, for a shortest-first queue.
+    #[arg(long)]
+    pub estimated_ms: Option<i64>,
 }
 
 /// `hopper jobs ...`.
@@ -223,6 +235,11 @@ pub enum JobsCommand {
     Ls(JobsLsArgs),
     /// Show one job with its errors and attempts.
     Show {
+        /// The job's id.
+        id: String,
+    },
+    /// Say why a job is not running (yet): every reason that holds it back.
+    Explain {
         /// The job's id.
         id: String,
     },
@@ -269,11 +286,55 @@ pub struct JobsLsArgs {
     pub cursor: Option<String>,
 }
 
+/// `hopper queues set`: each flag replaces one setting; `--reset` starts from the defaults.
+#[derive(Debug, clap::Args)]
+pub struct QueueSetArgs {
+    /// Queue name.
+    pub queue: String,
+    /// Start from the default configuration instead of the current one.
+    #[arg(long)]
+    pub reset: bool,
+    /// Lease order: priority, fair or shortest_first.
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// Most jobs of the queue running at once (0 removes the limit).
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    /// Most running jobs per concurrency key (0 removes the limit).
+    #[arg(long)]
+    pub key_concurrency: Option<u32>,
+    /// Starts per period for the queue, as LIMIT/PERIOD_MS[/BURST] (e.g. 100/1000), or `none`.
+    #[arg(long)]
+    pub rate: Option<String>,
+    /// Starts per period for each concurrency key, as LIMIT/PERIOD_MS[/BURST], or `none`.
+    #[arg(long)]
+    pub key_rate: Option<String>,
+    /// A fairness key's weight, as KEY=WEIGHT (repeatable; weight 1 removes it).
+    #[arg(long = "weight")]
+    pub weights: Vec<String>,
+    /// Keep completed jobs this many ms.
+    #[arg(long)]
+    pub retain_completed_ms: Option<i64>,
+    /// Keep cancelled jobs this many ms.
+    #[arg(long)]
+    pub retain_cancelled_ms: Option<i64>,
+    /// Keep dead jobs this many ms.
+    #[arg(long)]
+    pub retain_dead_ms: Option<i64>,
+}
+
 /// `hopper queues ...`.
 #[derive(Debug, Subcommand)]
 pub enum QueuesCommand {
     /// List queues with their job counts.
     Ls,
+    /// Show one queue's counts and configuration (as JSON).
+    Get {
+        /// Queue name.
+        queue: String,
+    },
+    /// Change a queue's configuration: the flags given change, the rest stays.
+    Set(QueueSetArgs),
     /// Stop leasing from a queue (running jobs keep their leases).
     Pause {
         /// Queue name.
@@ -299,6 +360,74 @@ pub enum QueuesCommand {
     },
 }
 
+/// `hopper schedules ...`.
+#[derive(Debug, Subcommand)]
+pub enum SchedulesCommand {
+    /// List schedules with their next fire time.
+    #[command(alias = "ls")]
+    List,
+    /// Show one schedule: its definition, next fire times and last runs.
+    Get {
+        /// Schedule name.
+        name: String,
+    },
+    /// Create a schedule.
+    Create(ScheduleCreateArgs),
+    /// Delete a schedule (the jobs it enqueued stay).
+    #[command(alias = "rm")]
+    Delete {
+        /// Schedule name.
+        name: String,
+    },
+    /// Stop firing a schedule.
+    Pause {
+        /// Schedule name.
+        name: String,
+    },
+    /// Fire a paused schedule again (missed ticks follow its misfire policy).
+    Resume {
+        /// Schedule name.
+        name: String,
+    },
+    /// Enqueue one job from a schedule's template now.
+    Trigger {
+        /// Schedule name.
+        name: String,
+    },
+}
+
+/// `hopper schedules create`.
+#[derive(Debug, Args)]
+pub struct ScheduleCreateArgs {
+    /// The schedule's name.
+    pub name: String,
+    /// Cron expression: 5 fields (minute hour day-of-month month day-of-week), 6 with seconds
+    /// first, or an alias such as @daily.
+    #[arg(long)]
+    pub cron: String,
+    /// IANA time zone the expression is read in [default: UTC].
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// The kind of the job each tick enqueues.
+    #[arg(long)]
+    pub kind: String,
+    /// The job's queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// The job's args, as JSON.
+    #[arg(long)]
+    pub args: Option<String>,
+    /// Missed ticks: `skip`, `run_once` (the default) or `catch_up:N`.
+    #[arg(long)]
+    pub misfire: Option<String>,
+    /// Delay each tick's job by up to this many milliseconds (0..3,600,000).
+    #[arg(long)]
+    pub jitter_ms: Option<i64>,
+    /// Create it paused.
+    #[arg(long)]
+    pub paused: bool,
+}
+
 /// `hopper bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -314,6 +443,13 @@ pub struct BenchArgs {
     /// Durability of the server the bench starts (ignored with an explicit --server).
     #[arg(long, value_enum, default_value_t = DurabilityArg::Full)]
     pub durability: DurabilityArg,
+    /// W3: configure the drained queue first (a `PUT /v1/queues/{name}` body), to measure
+    /// what a limit or policy costs.
+    #[arg(long, value_name = "JSON")]
+    pub queue_config: Option<String>,
+    /// W3: spread the jobs over this many concurrency and fairness keys (`k0`, `k1`, ...).
+    #[arg(long, default_value_t = 0)]
+    pub keys: u64,
 }
 
 /// The benchmark workloads that `hopper bench` implements.

@@ -200,6 +200,7 @@ mod tests {
             paused: true,
             counts: BTreeMap::from([("available".to_string(), 3), ("dead".to_string(), 1200)]),
             oldest_available_age_ms: Some(120),
+            config: Default::default(),
         };
         let text = queues_table(&[q]).render();
         let lines: Vec<&str> = text.lines().collect();

@@ -151,3 +151,52 @@ fn a_small_bench_runs_and_verifies_its_counts() {
     }
     assert!(results[3]["latency"]["p99_ms"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn queues_set_changes_only_the_flags_given_and_jobs_explain_says_why() {
+    let server = Server::start();
+    let q = server.cli_json(&[
+        "queues",
+        "set",
+        "mail",
+        "--concurrency",
+        "1",
+        "--rate",
+        "100/1000/5",
+    ]);
+    assert_eq!(q["config"]["concurrency"], 1);
+    assert_eq!(q["config"]["rate"]["burst"], 5);
+    let q = server.cli_json(&[
+        "queues", "set", "mail", "--policy", "fair", "--weight", "vip=3",
+    ]);
+    assert_eq!(q["config"]["concurrency"], 1, "untouched settings stay");
+    assert_eq!(q["config"]["policy"], "fair");
+    assert_eq!(q["config"]["fairness_weights"]["vip"], 3);
+    let got = server.cli_json(&["queues", "get", "mail"]);
+    assert_eq!(got["config"], q["config"]);
+    let bad = server.cli(&["queues", "set", "mail", "--rate", "fast"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("LIMIT/PERIOD_MS"));
+
+    let job = server.cli_json(&[
+        "enqueue",
+        "k",
+        "--queue",
+        "mail",
+        "--concurrency-key",
+        "c1",
+        "--fairness-key",
+        "vip",
+        "--estimated-ms",
+        "40",
+    ]);
+    assert_eq!(job["concurrency_key"], "c1");
+    assert_eq!(job["fairness_key"], "vip");
+    assert_eq!(job["estimated_ms"], 40);
+    let id = job["id"].as_str().unwrap().to_string();
+    let e = server.cli_json(&["jobs", "explain", &id]);
+    assert_eq!(e["reasons"][0]["code"], "no_workers");
+    let text = server.cli(&["jobs", "explain", &id]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("No worker has asked"), "{text}");
+}

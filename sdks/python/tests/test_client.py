@@ -36,6 +36,9 @@ def test_enqueue_with_every_option(client, queue):
         tags=["mail", "welcome"],
         meta={"tenant": "acme"},
         traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        concurrency_key="customer-1",
+        fairness_key="tenant-1",
+        estimated_ms=1500,
     )
     assert job.state == "scheduled"
     assert (job.queue, job.kind, job.args, job.priority) == (
@@ -53,6 +56,11 @@ def test_enqueue_with_every_option(client, queue):
         {"tenant": "acme"},
     )
     assert job.traceparent.startswith("00-4bf92f35")
+    assert (job.concurrency_key, job.fairness_key, job.estimated_ms) == (
+        "customer-1",
+        "tenant-1",
+        1500,
+    )
     assert client.get(job.id) == job
 
 

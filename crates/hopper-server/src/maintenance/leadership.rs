@@ -1,5 +1,5 @@
 //! Leader election for the singleton services: only the node holding the store's
-//! `maintenance` lease runs the promoter, rescuer and pruner.
+//! `maintenance` lease runs the promoter, rescuer, pruner and scheduler.
 //!
 //! Every node tries to take or renew the lease every `renew_interval`; the lease lasts `ttl`.
 //! A node that dies stops renewing, and another takes over once the lease runs out (within

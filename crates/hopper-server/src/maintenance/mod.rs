@@ -1,5 +1,6 @@
 //! Background services that keep jobs moving without any request: the [`promoter`] makes due
-//! jobs available, the [`rescuer`] reclaims expired leases, the [`pruner`] applies retention.
+//! jobs available, the [`rescuer`] reclaims expired leases, the [`pruner`] applies retention,
+//! the [`scheduler`] enqueues the jobs of cron schedules.
 //!
 //! Each service has one shape (after River's maintenance services): a config with default
 //! constants and a `validate`, a `run_once` that does one pass and returns what it did (so tests
@@ -15,6 +16,7 @@ pub mod leadership;
 pub mod promoter;
 pub mod pruner;
 pub mod rescuer;
+pub mod scheduler;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,7 @@ pub use leadership::LeadershipConfig;
 pub use promoter::{PromoteReport, Promoter, PromoterConfig};
 pub use pruner::{PruneReport, Pruner, PrunerConfig};
 pub use rescuer::{RescueReport, Rescuer, RescuerConfig};
+pub use scheduler::{ScheduleReport, Scheduler, SchedulerConfig};
 
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
@@ -111,6 +114,11 @@ async fn run_all(
 ) {
     let promoter = Promoter::new(store.clone(), config.maintenance.promoter.clone());
     let rescuer = Rescuer::new(store.clone(), config.maintenance.rescuer.clone());
+    let scheduler = Scheduler::new(
+        store.clone(),
+        config.maintenance.scheduler.clone(),
+        config.limits.clone(),
+    );
     let pruner = Pruner::new(
         store,
         config.maintenance.pruner.clone(),
@@ -126,6 +134,7 @@ async fn run_all(
             })),
         ),
         ("pruner", tokio::spawn(pruner.run(stop.clone()))),
+        ("scheduler", tokio::spawn(scheduler.run(stop.clone()))),
     ];
     for (name, h) in handles {
         if let Err(e) = h.await {

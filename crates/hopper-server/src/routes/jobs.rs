@@ -328,6 +328,22 @@ pub async fn delete_job(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Why a job is not running (yet): every reason that holds it back, in plain words and with
+/// the figures behind it, or where it stands in line.
+#[utoipa::path(get, path = "/v1/jobs/{id}/explain", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, body = crate::explain::Explanation), (status = 404, body = ErrorBody)))]
+pub async fn explain_job(
+    State(st): State<AppState>,
+    JobIdPath(id): JobIdPath,
+) -> Result<Response, ApiError> {
+    let wait = st.store().job_explain(&JobRef::default_ns(id)).await?;
+    let now = st.store().clock().now();
+    let last_poll = st.workers().last_poll(&wait.job.queue, now);
+    let answer = crate::explain::explain(&wait, now, last_poll);
+    Ok(json_response(StatusCode::OK, &answer))
+}
+
 /// A job's recorded transitions, oldest first.
 #[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),

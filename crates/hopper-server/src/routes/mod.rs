@@ -1,13 +1,15 @@
 //! The route table of API v1, and the JSON answers for unknown routes and methods.
 //!
 //! Handlers live by concept: [`jobs`] (producers), [`leases`] (the long poll), [`outcomes`]
-//! (what workers report), [`queues`], [`workers`], [`ops`] (health, metrics, OpenAPI).
+//! (what workers report), [`queues`], [`schedules`] (cron schedules), [`workers`], [`ops`]
+//! (health, metrics, OpenAPI).
 
 pub mod jobs;
 pub mod leases;
 pub mod ops;
 pub mod outcomes;
 pub mod queues;
+pub mod schedules;
 pub mod workers;
 
 use axum::Router;
@@ -23,6 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/jobs/batch", post(jobs::enqueue_batch))
         .route("/v1/jobs/{id}", get(jobs::get_job).delete(jobs::delete_job))
         .route("/v1/jobs/{id}/events", get(jobs::job_events))
+        .route("/v1/jobs/{id}/explain", get(jobs::explain_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/v1/jobs/{id}/retry", post(jobs::retry_job))
         .route("/v1/leases", post(leases::lease))
@@ -41,6 +44,28 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/queues/{name}/resume", post(queues::resume))
         .route("/v1/queues/{name}/retry", post(queues::retry_dead))
         .route("/v1/queues/{name}/jobs", delete(queues::purge))
+        .route(
+            "/v1/schedules",
+            post(schedules::create_schedule).get(schedules::list_schedules),
+        )
+        .route(
+            "/v1/schedules/{name}",
+            get(schedules::get_schedule)
+                .put(schedules::replace_schedule)
+                .delete(schedules::delete_schedule),
+        )
+        .route(
+            "/v1/schedules/{name}/pause",
+            post(schedules::pause_schedule),
+        )
+        .route(
+            "/v1/schedules/{name}/resume",
+            post(schedules::resume_schedule),
+        )
+        .route(
+            "/v1/schedules/{name}/trigger",
+            post(schedules::trigger_schedule),
+        )
         .route("/v1/workers", get(workers::list_workers))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -8,9 +8,11 @@ mod common;
 const BACKEND: common::Backend = common::Backend::Sqlite;
 
 mod errors;
+mod flow;
 mod jobs;
 mod leases;
 mod maintenance;
 mod ops;
 mod queues;
+mod schedules;
 mod shutdown;

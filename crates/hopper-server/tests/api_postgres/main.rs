@@ -10,6 +10,8 @@ const BACKEND: common::Backend = common::Backend::Postgres;
 
 #[path = "../api/errors.rs"]
 mod errors;
+#[path = "../api/flow.rs"]
+mod flow;
 #[path = "../api/jobs.rs"]
 mod jobs;
 #[path = "../api/leases.rs"]
@@ -20,6 +22,8 @@ mod maintenance;
 mod ops;
 #[path = "../api/queues.rs"]
 mod queues;
+#[path = "../api/schedules.rs"]
+mod schedules;
 #[path = "../api/shutdown.rs"]
 mod shutdown;
 

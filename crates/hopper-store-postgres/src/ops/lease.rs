@@ -9,7 +9,7 @@
 
 use hopper_store::lease_plan::{FlowPlanState, Grouping, LeasePlan, merge_queues};
 use hopper_store::{JobLeaseParams, StoreError};
-use hopper_types::{Job, QueueConfig, Timestamp, lifecycle};
+use hopper_types::{Clock, Job, QueueConfig, Timestamp, lifecycle};
 use sqlx::PgConnection;
 
 use crate::error::db_error;
@@ -72,6 +72,7 @@ pub(crate) async fn lease_many(
     conn: &mut PgConnection,
     ws: &mut WriteSet,
     p: JobLeaseParams,
+    clock: &dyn Clock,
 ) -> Result<(Vec<Job>, Holds), StoreError> {
     let mut queues = p.queues.clone();
     queues.sort();
@@ -96,6 +97,10 @@ pub(crate) async fn lease_many(
         if config.paused || !config.shapes_leases() {
             continue;
         }
+        // The lock may have been waited for: stamp this lease (its buckets and the jobs'
+        // start) with the time it holds the lock, not the time it began. Nothing has been
+        // changed yet, so the whole transaction keeps one time.
+        ws.now = ws.now.max(clock.now());
         let (picked, state) =
             planned_head(conn, &p.namespace, queue, config, ws.now, p.max_jobs).await?;
         lists.push(picked);

@@ -7,6 +7,7 @@
 //! never deadlock on each other.
 
 pub(crate) mod admin;
+pub(crate) mod explain;
 pub(crate) mod export;
 pub(crate) mod flow;
 pub(crate) mod insert;
@@ -16,6 +17,7 @@ pub(crate) mod maintenance;
 pub(crate) mod outcome;
 pub(crate) mod queue;
 pub(crate) mod read;
+pub(crate) mod schedule;
 
 use hopper_store::StoreError;
 use hopper_types::{Job, JobId};

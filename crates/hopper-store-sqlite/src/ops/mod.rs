@@ -3,6 +3,7 @@
 //! State changes themselves are computed by `hopper_types::lifecycle`.
 
 pub(crate) mod admin;
+pub(crate) mod explain;
 pub(crate) mod export;
 pub(crate) mod flow;
 pub(crate) mod import;
@@ -13,3 +14,4 @@ pub(crate) mod maintenance;
 pub(crate) mod outcome;
 pub(crate) mod queue;
 pub(crate) mod read;
+pub(crate) mod schedule;

@@ -13,7 +13,7 @@ use anyhow::Context;
 use hopper_worker::{Client, JobContext, JobState, Outcome, Worker};
 use serde::Deserialize;
 
-use super::enqueue::enqueue_batches;
+use super::enqueue::enqueue_keyed_batches;
 use super::report::WorkloadResult;
 use super::{NOOP_KIND, fresh_queue, progress, rate, verify_counts};
 
@@ -74,10 +74,38 @@ impl Runs {
     }
 }
 
-/// W3 with `n` jobs.
-pub async fn w3(client: &Client, n: u64) -> anyhow::Result<WorkloadResult> {
+/// How W3's queue is shaped: its configuration and how many keys its jobs are spread over.
+#[derive(Debug, Default)]
+pub struct Shape {
+    /// Set on the queue before the drain.
+    pub config: Option<hopper_worker::QueueConfig>,
+    /// Concurrency and fairness keys (`k0`..), none when 0.
+    pub keys: u64,
+}
+
+impl Shape {
+    /// The shape `hopper bench` was asked for.
+    pub fn from_args(args: &crate::cli::BenchArgs) -> anyhow::Result<Shape> {
+        let config = args
+            .queue_config
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .context("--queue-config must be a queue configuration as JSON")?;
+        Ok(Shape {
+            config,
+            keys: args.keys,
+        })
+    }
+}
+
+/// W3 with `n` jobs, on a queue shaped by `shape`.
+pub async fn w3(client: &Client, n: u64, shape: &Shape) -> anyhow::Result<WorkloadResult> {
     let queue = fresh_queue("w3");
-    prepare(client, &queue, n, "W3 prepare").await?;
+    if let Some(config) = &shape.config {
+        client.configure_queue(&queue, config).await?;
+    }
+    prepare_keyed(client, &queue, n, shape.keys, "W3 prepare").await?;
     let elapsed = drain(std::slice::from_ref(client), &queue, n, "W3 drain").await?;
     Ok(WorkloadResult {
         workload: "W3",
@@ -91,8 +119,19 @@ pub async fn w3(client: &Client, n: u64) -> anyhow::Result<WorkloadResult> {
 
 /// Enqueues `n` no-op jobs into `queue` and checks they are all available.
 pub async fn prepare(client: &Client, queue: &str, n: u64, label: &str) -> anyhow::Result<()> {
+    prepare_keyed(client, queue, n, 0, label).await
+}
+
+/// [`prepare`] with the jobs spread over `keys` concurrency and fairness keys.
+pub async fn prepare_keyed(
+    client: &Client,
+    queue: &str,
+    n: u64,
+    keys: u64,
+    label: &str,
+) -> anyhow::Result<()> {
     let pb = progress(n, label);
-    enqueue_batches(client, queue, n, |k| pb.inc(k)).await?;
+    enqueue_keyed_batches(client, queue, n, keys, |k| pb.inc(k)).await?;
     pb.finish_and_clear();
     verify_counts(client, queue, JobState::Available, n).await
 }

@@ -59,10 +59,23 @@ pub async fn enqueue_batches(
     n: u64,
     done: impl Fn(u64),
 ) -> anyhow::Result<()> {
+    enqueue_keyed_batches(client, queue, n, 0, done).await
+}
+
+/// [`enqueue_batches`] with the jobs spread over `keys` concurrency and fairness keys.
+pub async fn enqueue_keyed_batches(
+    client: &Client,
+    queue: &str,
+    n: u64,
+    keys: u64,
+    done: impl Fn(u64),
+) -> anyhow::Result<()> {
     let mut next = 0;
     while next < n {
         let end = (next + BATCH).min(n);
-        let jobs = (next..end).map(|i| noop_job(queue, i)).collect();
+        let jobs = (next..end)
+            .map(|i| super::noop_job_keyed(queue, i, keys))
+            .collect();
         let answered = client.enqueue_batch(jobs).await?;
         anyhow::ensure!(
             answered.len() as u64 == end - next,

@@ -78,7 +78,10 @@ async fn run_workloads(client: &Client, args: &BenchArgs) -> anyhow::Result<Vec<
         let r = match w {
             WorkloadArg::W1 => enqueue::w1(client, args.jobs.unwrap_or(20_000)).await,
             WorkloadArg::W2 => enqueue::w2(client, args.jobs.unwrap_or(200_000)).await,
-            WorkloadArg::W3 => drain::w3(client, args.jobs.unwrap_or(200_000)).await,
+            WorkloadArg::W3 => {
+                let shape = drain::Shape::from_args(args)?;
+                drain::w3(client, args.jobs.unwrap_or(200_000), &shape).await
+            }
             WorkloadArg::W4 => latency::w4(client, args.jobs.unwrap_or(2_000)).await,
             WorkloadArg::W7 => {
                 let mut clients = vec![client.clone()];
@@ -104,12 +107,20 @@ pub fn fresh_queue(workload: &str) -> String {
 
 /// The bench job number `i`: `{"kind": "noop", "args": {"i": i}}` in `queue`.
 pub fn noop_job(queue: &str, i: u64) -> EnqueueRequest {
+    noop_job_keyed(queue, i, 0)
+}
+
+/// A no-op job whose concurrency and fairness keys are `k{i % keys}` (none when `keys` is 0).
+pub fn noop_job_keyed(queue: &str, i: u64, keys: u64) -> EnqueueRequest {
+    let key = (keys > 0).then(|| format!("k{}", i % keys));
     EnqueueRequest {
         kind: NOOP_KIND.to_string(),
         queue: Some(queue.to_string()),
         // `{"i":N}` is valid JSON for every integer, so this cannot fail; a None would only
         // drop the args, never a job.
         args: RawValue::from_string(format!("{{\"i\":{i}}}")).ok(),
+        concurrency_key: key.clone(),
+        fairness_key: key,
         ..EnqueueRequest::default()
     }
 }

@@ -28,6 +28,9 @@ pub fn request(args: EnqueueArgs) -> anyhow::Result<EnqueueRequest> {
         timeout_ms: args.timeout_ms,
         idempotency_key: args.idempotency_key,
         tags: (!args.tags.is_empty()).then_some(args.tags),
+        concurrency_key: args.concurrency_key,
+        fairness_key: args.fairness_key,
+        estimated_ms: args.estimated_ms,
         ..EnqueueRequest::default()
     })
 }

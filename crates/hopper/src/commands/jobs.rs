@@ -19,6 +19,21 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> anyhow::Result<()> {
             print!("{}", job_detail(&job));
             Ok(())
         }
+        JobsCommand::Explain { id } => {
+            let e = ctx.client.explain(parse_job_id(&id)?).await?;
+            if ctx.json {
+                return print_json(&e);
+            }
+            println!(
+                "{} ({})",
+                e["summary"].as_str().unwrap_or(""),
+                e["state"].as_str().unwrap_or("")
+            );
+            for r in e["reasons"].as_array().into_iter().flatten().skip(1) {
+                println!("  also: {}", r["message"].as_str().unwrap_or(""));
+            }
+            Ok(())
+        }
         JobsCommand::Cancel { id } => {
             let job = ctx.client.cancel(parse_job_id(&id)?).await?;
             if ctx.json {

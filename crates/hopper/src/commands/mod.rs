@@ -5,7 +5,9 @@
 pub mod enqueue;
 pub mod jobs;
 pub mod migrate;
+pub mod queue_config;
 pub mod queues;
+pub mod schedules;
 pub mod server;
 pub mod workers;
 

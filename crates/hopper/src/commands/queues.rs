@@ -1,4 +1,4 @@
-//! `hopper queues ls | pause | resume | retry | purge`.
+//! `hopper queues ls | get | set | pause | resume | retry | purge`.
 
 use anyhow::Context;
 use hopper_worker::JobState;
@@ -21,6 +21,23 @@ pub async fn run(ctx: &Ctx, cmd: QueuesCommand) -> anyhow::Result<()> {
             } else {
                 print!("{}", queues_table(&queues).render());
             }
+        }
+        QueuesCommand::Get { queue } => {
+            let q = c.queue(&queue).await?;
+            print_json(&q)?;
+        }
+        QueuesCommand::Set(args) => {
+            let current = c.queue(&args.queue).await?.config;
+            let config = super::queue_config::apply(current, &args)?;
+            let q = c.configure_queue(&args.queue, &config).await?;
+            if ctx.json {
+                return print_json(&q);
+            }
+            println!(
+                "queue {} configured: {}",
+                q.name,
+                serde_json::to_string(&q.config)?
+            );
         }
         QueuesCommand::Pause { queue } => {
             let q = c.pause_queue(&queue).await?;

@@ -111,6 +111,9 @@ def job_body(
     tags: Optional[Iterable[str]] = None,
     meta: Optional[Mapping[str, Any]] = None,
     traceparent: Optional[str] = None,
+    concurrency_key: Optional[str] = None,
+    fairness_key: Optional[str] = None,
+    estimated_ms: Optional[int] = None,
 ) -> Dict[str, Any]:
     """The wire form of one job to enqueue, with a fresh idempotency key when none is given:
     the key is what makes retrying an enqueue after a lost answer safe."""
@@ -138,6 +141,12 @@ def job_body(
         body["meta"] = dict(meta)
     if traceparent is not None:
         body["traceparent"] = traceparent
+    if concurrency_key is not None:
+        body["concurrency_key"] = concurrency_key
+    if fairness_key is not None:
+        body["fairness_key"] = fairness_key
+    if estimated_ms is not None:
+        body["estimated_ms"] = estimated_ms
     return body
 
 

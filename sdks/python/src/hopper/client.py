@@ -169,6 +169,9 @@ class Client(_Base):
         tags: Optional[Iterable[str]] = None,
         meta: Optional[Mapping[str, Any]] = None,
         traceparent: Optional[str] = None,
+        concurrency_key: Optional[str] = None,
+        fairness_key: Optional[str] = None,
+        estimated_ms: Optional[int] = None,
     ) -> Job:
         """`POST /v1/jobs`: enqueues one job. A job whose `idempotency_key` matched an existing
         one returns that job with `duplicate=True`; without a key, one is generated."""
@@ -376,6 +379,9 @@ class AsyncClient(_Base):
         tags: Optional[Iterable[str]] = None,
         meta: Optional[Mapping[str, Any]] = None,
         traceparent: Optional[str] = None,
+        concurrency_key: Optional[str] = None,
+        fairness_key: Optional[str] = None,
+        estimated_ms: Optional[int] = None,
     ) -> Job:
         """See `Client.enqueue`."""
         return await self._send(wire.enqueue(kind, args, _options(locals())))

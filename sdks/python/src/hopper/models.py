@@ -144,6 +144,9 @@ class Job:
     tags: List[str] = field(default_factory=list)
     meta: Dict[str, Any] = field(default_factory=dict)
     traceparent: Optional[str] = None
+    concurrency_key: Optional[str] = None
+    fairness_key: Optional[str] = None
+    estimated_ms: Optional[int] = None
     namespace: str = "default"
     lease_seq: int = 0
     errors: List[JobError] = field(default_factory=list)
@@ -187,6 +190,9 @@ class Job:
             tags=list(data.get("tags") or []),
             meta=dict(data.get("meta") or {}),
             traceparent=data.get("traceparent"),
+            concurrency_key=data.get("concurrency_key"),
+            fairness_key=data.get("fairness_key"),
+            estimated_ms=data.get("estimated_ms"),
             namespace=str(data.get("namespace", "default")),
             lease_seq=int(data.get("lease_seq", 0)),
             errors=[JobError.from_json(e) for e in data.get("errors") or []],

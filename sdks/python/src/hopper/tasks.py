@@ -194,7 +194,8 @@ class Task:
 
         `countdown` (seconds) or `eta` (an aware datetime) delay it; every option of
         `Client.enqueue` may follow (`queue`, `priority`, `max_attempts`, `backoff`,
-        `timeout_ms`, `idempotency_key`, `tags`, `meta`, `traceparent`, `run_at`, `delay_ms`).
+        `timeout_ms`, `idempotency_key`, `tags`, `meta`, `traceparent`, `run_at`, `delay_ms`,
+        `concurrency_key`, `fairness_key`, `estimated_ms`).
         """
         spec = self.spec(args, kwargs, countdown=countdown, eta=eta, **options)
         return self.app.client.enqueue(**spec)
