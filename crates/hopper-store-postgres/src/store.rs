@@ -363,6 +363,10 @@ impl Store for PgStore {
         ops::export::export_queues(&mut *self.conn().await?).await
     }
 
+    async fn export_schedules(&self) -> Result<Vec<hopper_types::schedule::Schedule>, StoreError> {
+        ops::schedule::export(&mut *self.conn().await?).await
+    }
+
     async fn import(&self, batch: ImportBatch) -> Result<u64, StoreError> {
         let (mut tx, mut ws) = self.begin().await?;
         let n = ops::export::import(&mut tx, &mut ws, batch).await?;

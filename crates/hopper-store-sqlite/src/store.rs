@@ -363,6 +363,10 @@ impl Store for SqliteStore {
         self.readers.run(ops::export::queues).await
     }
 
+    async fn export_schedules(&self) -> Result<Vec<hopper_types::schedule::Schedule>, StoreError> {
+        self.readers.run(ops::schedule::export).await
+    }
+
     async fn import(&self, batch: ImportBatch) -> Result<u64, StoreError> {
         self.write(move |ctx| ops::import::import(ctx, batch)).await
     }

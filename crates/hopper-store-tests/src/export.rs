@@ -83,6 +83,32 @@ async fn populate(env: &Env) -> Populated {
         .queue_set_paused(OTHER, "stopped", true)
         .await
         .expect("pause");
+    for (ns, name, json) in [
+        (
+            NS,
+            "nightly",
+            r#"{"cron":"0 3 * * *","timezone":"Europe/Berlin","job":{"kind":"k"}}"#,
+        ),
+        (
+            OTHER,
+            "often",
+            r#"{"cron":"*/5 * * * *","job":{"kind":"k"},"paused":true}"#,
+        ),
+    ] {
+        let req: hopper_types::schedule::ScheduleRequest =
+            serde_json::from_str(json).expect("test schedule parses");
+        let (_, definition) = req
+            .validate(Some(name), ns, &hopper_types::Limits::default())
+            .expect("test schedule is valid");
+        env.store()
+            .schedule_create(hopper_store::ScheduleCreate {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+                definition,
+            })
+            .await
+            .expect("create schedule");
+    }
     env.advance(10);
     Populated {
         running: running.expect("REACHABLE_STATES holds running"),
@@ -141,6 +167,7 @@ async fn export_all(store: &dyn Store) -> ImportBatch {
         jobs: export_all_jobs(store, 3).await,
         idempotency_keys: export_all_keys(store, 2).await,
         queues: store.export_queues().await.expect("export_queues"),
+        schedules: store.export_schedules().await.expect("export_schedules"),
     }
 }
 
@@ -412,6 +439,7 @@ pub async fn totals_count_every_row(h: &dyn Harness) {
             events: 1 + 3 + 1,
             idempotency_keys: 2,
             queues: 1,
+            schedules: 0,
         }
     );
 }
@@ -443,6 +471,15 @@ pub async fn import_into_a_fresh_store_reproduces_everything(h: &dyn Harness) {
         assert_same_record(got, want);
     }
     assert_eq!(copied.idempotency_keys, batch.idempotency_keys);
+    let as_json = |s: &[hopper_types::schedule::Schedule]| {
+        serde_json::to_value(s).expect("schedules serialize")
+    };
+    assert_eq!(batch.schedules.len(), 2);
+    assert_eq!(
+        as_json(&copied.schedules),
+        as_json(&batch.schedules),
+        "schedules with their cursors, pauses and next fire times"
+    );
     assert_eq!(
         sorted_queues(copied.queues),
         sorted_queues(batch.queues.clone())
@@ -538,6 +575,7 @@ pub async fn import_of_the_same_rows_again_adds_nothing(h: &dyn Harness) {
         jobs: batch.jobs[..half].to_vec(),
         idempotency_keys: batch.idempotency_keys[..1].to_vec(),
         queues: batch.queues[..1].to_vec(),
+        schedules: batch.schedules[..1].to_vec(),
     };
     assert_eq!(dst.store().import(first).await, Ok(half as u64));
     assert_eq!(
@@ -593,6 +631,7 @@ pub async fn import_never_overwrites_rows_already_present(h: &dyn Harness) {
             config: QueueConfig::default(),
             updated_at: env.now(),
         }],
+        schedules: Vec::new(),
     };
     assert_eq!(env.store().import(batch).await, Ok(0), "nothing new");
     env.assert_unchanged(&before, "import of a present job")

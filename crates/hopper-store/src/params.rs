@@ -274,6 +274,8 @@ pub struct ImportBatch {
     pub idempotency_keys: Vec<IdempotencyKeyRecord>,
     /// Queue configurations.
     pub queues: Vec<QueueRecord>,
+    /// Cron schedules, with their cursors and last runs.
+    pub schedules: Vec<hopper_types::schedule::Schedule>,
 }
 
 /// How many rows a store holds, to verify a copy.
@@ -287,4 +289,6 @@ pub struct StoreTotals {
     pub idempotency_keys: u64,
     /// Configured queues.
     pub queues: u64,
+    /// Cron schedules.
+    pub schedules: u64,
 }

@@ -148,6 +148,9 @@ pub trait Store: Send + Sync + 'static {
     /// Every configured queue.
     async fn export_queues(&self) -> Result<Vec<QueueRecord>, StoreError>;
 
+    /// Every schedule of every namespace, by (namespace, name).
+    async fn export_schedules(&self) -> Result<Vec<hopper_types::schedule::Schedule>, StoreError>;
+
     /// Copies rows in, atomically, skipping those whose key is already present; returns how
     /// many jobs were new.
     async fn import(&self, batch: ImportBatch) -> Result<u64, StoreError>;

@@ -133,6 +133,18 @@ async fn populate(client: &Client) -> Made {
 
     client.pause_queue("paused").await.expect("pause");
     client.enqueue(req("k", "paused")).await.expect("enqueue");
+    let limited: hopper_worker::QueueConfig =
+        serde_json::from_value(json!({"concurrency": 3, "policy": "fair"})).expect("config");
+    client
+        .configure_queue("limited", &limited)
+        .await
+        .expect("configure");
+    let yearly = serde_json::from_value(json!({
+        "name": "new-year", "cron": "0 0 1 1 *", "timezone": "Europe/Berlin",
+        "job": {"kind": "k", "queue": "celebrate"}
+    }))
+    .expect("schedule request");
+    client.create_schedule(&yearly).await.expect("schedule");
     Made { running, keyed }
 }
 
@@ -144,6 +156,7 @@ struct Snapshot {
     jobs: BTreeMap<JobId, Value>,
     events: BTreeMap<JobId, Vec<Value>>,
     queues: Vec<Value>,
+    schedules: Value,
 }
 
 async fn get_json(url: &str) -> Value {
@@ -196,12 +209,16 @@ async fn snapshot(server: &Server) -> Snapshot {
         .await
         .expect("queues")
         .into_iter()
-        .map(|q| json!({"name": q.name, "paused": q.paused, "counts": q.counts}))
+        .map(
+            |q| json!({"name": q.name, "paused": q.paused, "counts": q.counts, "config": q.config}),
+        )
         .collect();
+    let schedules = get_json(&format!("{}/v1/schedules", server.url)).await;
     Snapshot {
         jobs,
         events,
         queues,
+        schedules,
     }
 }
 
@@ -233,6 +250,13 @@ fn assert_covers_every_state(s: &Snapshot) {
         "the source has a paused queue: {:?}",
         s.queues
     );
+    assert!(
+        s.queues
+            .iter()
+            .any(|q| q["name"] == "limited" && q["config"]["concurrency"] == 3),
+        "the source has a limited queue"
+    );
+    assert_eq!(s.schedules["schedules"][0]["name"], "new-year");
 }
 
 /// `hopper migrate --json --from FROM --to TO`, to completion.

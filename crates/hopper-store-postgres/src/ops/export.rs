@@ -139,6 +139,9 @@ pub(crate) async fn import(
         .await
         .map_err(db_error)?;
     }
+    for s in &batch.schedules {
+        crate::ops::schedule::import(conn, s).await?;
+    }
     for q in &batch.queues {
         crate::ops::flow::save_config(conn, &q.namespace, &q.name, &q.config, q.updated_at, false)
             .await?;
@@ -149,7 +152,8 @@ pub(crate) async fn import(
 pub(crate) async fn totals(conn: &mut PgConnection) -> Result<StoreTotals, StoreError> {
     let row = sqlx::query(
         "SELECT (SELECT count(*) FROM hopper.jobs), (SELECT count(*) FROM hopper.job_events),
-                (SELECT count(*) FROM hopper.idempotency_keys), (SELECT count(*) FROM hopper.queues)",
+                (SELECT count(*) FROM hopper.idempotency_keys), (SELECT count(*) FROM hopper.queues),
+                (SELECT count(*) FROM hopper.schedules)",
     )
     .fetch_one(conn)
     .await
@@ -162,5 +166,6 @@ pub(crate) async fn totals(conn: &mut PgConnection) -> Result<StoreTotals, Store
         events: get(1)?,
         idempotency_keys: get(2)?,
         queues: get(3)?,
+        schedules: get(4)?,
     })
 }

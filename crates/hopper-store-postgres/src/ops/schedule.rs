@@ -231,3 +231,31 @@ pub(crate) async fn fire(
         schedule: Box::new(s),
     })
 }
+
+/// Every schedule of every namespace, by (namespace, name), for `hopper migrate`.
+pub(crate) async fn export(conn: &mut PgConnection) -> Result<Vec<Schedule>, StoreError> {
+    let bodies: Vec<String> =
+        sqlx::query_scalar("SELECT body FROM hopper.schedules ORDER BY namespace, name")
+            .fetch_all(conn)
+            .await
+            .map_err(db_error)?;
+    bodies.iter().map(|b| decode(b)).collect()
+}
+
+/// Copies a schedule in as another store recorded it, unless one of its name exists.
+pub(crate) async fn import(conn: &mut PgConnection, s: &Schedule) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO hopper.schedules (namespace, name, paused, next_fire_at, cursor_at, body)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (namespace, name) DO NOTHING",
+    )
+    .bind(&s.namespace)
+    .bind(&s.name)
+    .bind(s.paused)
+    .bind(s.next_fire_at.map(Timestamp::as_millis))
+    .bind(s.cursor.as_millis())
+    .bind(encode(s)?)
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}

@@ -131,7 +131,8 @@ pub(crate) fn totals(conn: &Connection) -> Result<StoreTotals, StoreError> {
     let count = |i: usize, r: &Row<'_>| r.get::<_, i64>(i).map(|n| n.max(0) as u64);
     conn.prepare_cached(
         "SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM job_events),
-                (SELECT count(*) FROM idempotency_keys), (SELECT count(*) FROM queues)",
+                (SELECT count(*) FROM idempotency_keys), (SELECT count(*) FROM queues),
+                (SELECT count(*) FROM schedules)",
     )
     .and_then(|mut s| {
         s.query_row([], |r| {
@@ -140,6 +141,7 @@ pub(crate) fn totals(conn: &Connection) -> Result<StoreTotals, StoreError> {
                 events: count(1, r)?,
                 idempotency_keys: count(2, r)?,
                 queues: count(3, r)?,
+                schedules: count(4, r)?,
             })
         })
     })

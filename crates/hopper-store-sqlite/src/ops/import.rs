@@ -66,6 +66,9 @@ pub(crate) fn import(ctx: &mut WriteCtx<'_>, batch: ImportBatch) -> Result<u64, 
             })
             .map_err(sql_error)?;
     }
+    for s in &batch.schedules {
+        crate::ops::schedule::import(ctx.conn, s)?;
+    }
     for q in &batch.queues {
         let exists = ctx
             .conn

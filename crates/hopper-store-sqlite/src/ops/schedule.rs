@@ -213,3 +213,37 @@ pub(crate) fn fire(
         schedule: Box::new(s),
     })
 }
+
+/// Every schedule of every namespace, by (namespace, name), for `hopper migrate`.
+pub(crate) fn export(conn: &Connection) -> Result<Vec<Schedule>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT body FROM schedules ORDER BY namespace, name")
+        .map_err(sql_error)?;
+    let bodies = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(sql_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_error)?;
+    bodies.iter().map(|b| decode(b)).collect()
+}
+
+/// Copies a schedule in as another store recorded it, unless one of its name exists.
+pub(crate) fn import(conn: &Connection, s: &Schedule) -> Result<(), StoreError> {
+    let body = encode(s)?;
+    conn.prepare_cached(
+        "INSERT INTO schedules (namespace, name, paused, next_fire_at, cursor_at, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (namespace, name) DO NOTHING",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            s.namespace,
+            s.name,
+            s.paused,
+            s.next_fire_at.map(Timestamp::as_millis),
+            s.cursor.as_millis(),
+            body,
+        ])
+    })
+    .map_err(sql_error)?;
+    Ok(())
+}

@@ -173,11 +173,12 @@ async fn copy(source: &dyn Store, dest: &dyn Store, batch_size: usize) -> anyhow
         .await
         .context("counting the destination's rows")?;
     progress(format_args!(
-        "copying {} jobs, {} events, {} idempotency keys, {} queue settings",
+        "copying {} jobs, {} events, {} idempotency keys, {} queue settings, {} schedules",
         source_totals.jobs,
         source_totals.events,
         source_totals.idempotency_keys,
-        source_totals.queues
+        source_totals.queues,
+        source_totals.schedules
     ));
 
     let queues = source
@@ -192,6 +193,19 @@ async fn copy(source: &dyn Store, dest: &dyn Store, batch_size: usize) -> anyhow
     .await
     .context("writing queues to the destination")?;
     progress(format_args!("queues: {n_queues} copied"));
+
+    let schedules = source
+        .export_schedules()
+        .await
+        .context("reading the source's schedules")?;
+    let n_schedules = schedules.len();
+    dest.import(ImportBatch {
+        schedules,
+        ..ImportBatch::default()
+    })
+    .await
+    .context("writing schedules to the destination")?;
+    progress(format_args!("schedules: {n_schedules} copied"));
 
     let mut after = None;
     let (mut seen, mut jobs_new) = (0u64, 0u64);
@@ -267,12 +281,13 @@ fn progress(line: std::fmt::Arguments<'_>) {
 }
 
 /// The rows of a [`StoreTotals`], named.
-fn counts(t: &StoreTotals) -> [(&'static str, u64); 4] {
+fn counts(t: &StoreTotals) -> [(&'static str, u64); 5] {
     [
         ("jobs", t.jobs),
         ("events", t.events),
         ("idempotency keys", t.idempotency_keys),
         ("queue settings", t.queues),
+        ("schedules", t.schedules),
     ]
 }
 
@@ -311,6 +326,7 @@ fn print_report(r: &Report, from: &Location, to: &Location, json: bool) -> anyho
                 "events": t.events,
                 "idempotency_keys": t.idempotency_keys,
                 "queues": t.queues,
+                "schedules": t.schedules,
             })
         };
         let v = serde_json::json!({
