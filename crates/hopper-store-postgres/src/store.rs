@@ -277,6 +277,18 @@ impl Store for PgStore {
         self.queue_get(namespace, name).await
     }
 
+    async fn queue_flow_prune(
+        &self,
+        namespace: &str,
+        name: &str,
+        rate_refilled_before: Option<Timestamp>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let n = ops::flow::prune(&mut tx, namespace, name, rate_refilled_before).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(n)
+    }
+
     async fn queue_list_custom_retention(&self) -> Result<Vec<QueueRecord>, StoreError> {
         ops::flow::records(&mut *self.conn().await?, true).await
     }

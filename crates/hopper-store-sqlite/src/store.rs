@@ -266,6 +266,17 @@ impl Store for SqliteStore {
         self.queue_get(namespace, name).await
     }
 
+    async fn queue_flow_prune(
+        &self,
+        namespace: &str,
+        name: &str,
+        rate_refilled_before: Option<Timestamp>,
+    ) -> Result<u64, StoreError> {
+        let (ns, q) = (namespace.to_string(), name.to_string());
+        self.write(move |ctx| ops::flow::prune(ctx.conn, &ns, &q, rate_refilled_before))
+            .await
+    }
+
     async fn queue_list_custom_retention(&self) -> Result<Vec<QueueRecord>, StoreError> {
         self.readers.run(ops::queue::custom_retention).await
     }

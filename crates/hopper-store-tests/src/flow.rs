@@ -436,3 +436,56 @@ pub async fn explain_counts_the_jobs_ahead_and_the_running(h: &dyn Harness) {
             .await,
     );
 }
+
+/// Flow state of idle keys is forgotten (it means the same as none), so it stays as small as
+/// the keys active lately, and leases behave as before.
+pub async fn flow_state_of_idle_keys_is_pruned(h: &dyn Harness) {
+    let env = Env::new(h).await;
+    configure(&env, "f", r#"{"policy":"fair"}"#).await;
+    env.enqueue(r#"{"kind":"k","queue":"f","fairness_key":"a"}"#)
+        .await;
+    enqueue_n(&env, 3, r#"{"kind":"k","queue":"f","fairness_key":"b"}"#).await;
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        order.extend(keys(&env.lease(&["f"], 1).await, |j| {
+            j.fairness_key.clone()
+        }));
+    }
+    assert_eq!(order, ["a", "b", "b", "b"]);
+    // a fell behind the clock: its time is the same as none. b is ahead and stays.
+    assert_eq!(env.store().queue_flow_prune(NS, "f", None).await, Ok(1));
+    assert_eq!(env.store().queue_flow_prune(NS, "f", None).await, Ok(0));
+    enqueue_n(&env, 2, r#"{"kind":"k","queue":"f","fairness_key":"a"}"#).await;
+    enqueue_n(&env, 2, r#"{"kind":"k","queue":"f","fairness_key":"b"}"#).await;
+    let next = env.lease(&["f"], 1).await;
+    assert_eq!(
+        keys(&next, |j| j.fairness_key.clone()),
+        ["a"],
+        "a rejoins at the clock"
+    );
+
+    configure(&env, "r", r#"{"key_rate":{"limit":1,"period_ms":1000}}"#).await;
+    enqueue_n(&env, 2, r#"{"kind":"k","queue":"r","concurrency_key":"c"}"#).await;
+    assert_eq!(env.lease(&["r"], 5).await.len(), 1);
+    let refilled_before = |env: &Env| Some(env.now().plus_ms(-1000));
+    assert_eq!(
+        env.store()
+            .queue_flow_prune(NS, "r", refilled_before(&env))
+            .await,
+        Ok(0),
+        "the bucket is still refilling"
+    );
+    env.advance(1001);
+    assert_eq!(
+        env.store()
+            .queue_flow_prune(NS, "r", refilled_before(&env))
+            .await,
+        Ok(1)
+    );
+    assert_eq!(
+        env.lease(&["r"], 5).await.len(),
+        1,
+        "a forgotten bucket is full"
+    );
+    assert!(env.lease(&["r"], 5).await.is_empty());
+}

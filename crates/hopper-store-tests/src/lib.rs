@@ -245,6 +245,7 @@ macro_rules! conformance_suite {
                 flow_concurrent_leases_respect_the_cap,
                 prune_follows_a_queues_own_retention,
                 explain_counts_the_jobs_ahead_and_the_running,
+                flow_state_of_idle_keys_is_pruned,
             ],
             export: [
                 export_pages_through_every_job_in_id_order_with_events,

@@ -99,6 +99,17 @@ pub trait Store: Send + Sync + 'static {
     /// Every queue (any namespace) whose configuration sets its own retention.
     async fn queue_list_custom_retention(&self) -> Result<Vec<QueueRecord>, StoreError>;
 
+    /// Forgets a queue's flow-control state that is the same as none: fairness times at or
+    /// behind the queue's fair clock, and per-key rate buckets last used before
+    /// `rate_refilled_before` (full again by then). Keeps that state as small as the keys
+    /// active lately; returns how many rows went.
+    async fn queue_flow_prune(
+        &self,
+        namespace: &str,
+        name: &str,
+        rate_refilled_before: Option<Timestamp>,
+    ) -> Result<u64, StoreError>;
+
     /// Retries every `dead` job of a queue; returns how many.
     async fn queue_retry_dead(
         &self,

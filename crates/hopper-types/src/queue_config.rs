@@ -90,6 +90,12 @@ impl RateLimit {
         }
     }
 
+    /// How long an emptied bucket takes to fill up: a bucket last used longer ago than this
+    /// is full, the same as one never used.
+    pub fn refill_ms(&self) -> i64 {
+        (self.capacity() / self.per_ms()).ceil() as i64
+    }
+
     /// When the bucket next holds a whole token (`now` if it does already).
     pub fn next_token_at(&self, bucket: Option<Bucket>, now: Timestamp) -> Timestamp {
         let missing = 1.0 - self.level(bucket, now);

@@ -71,6 +71,8 @@ pub struct PruneReport {
     pub jobs: u64,
     /// Idempotency keys forgotten.
     pub idempotency_keys: u64,
+    /// Flow-control rows of idle keys forgotten.
+    pub flow_rows: u64,
 }
 
 /// The pruner service.
@@ -133,6 +135,19 @@ impl Pruner {
                 tokio::time::sleep(self.config.batch_pause).await;
             }
         }
+        // Flow-control state that means the same as none (idle keys), so it stays as small as
+        // the keys active lately.
+        for q in self.store.export_queues().await? {
+            let c = &q.config;
+            if c.policy == hopper_types::QueuePolicy::Fair || c.key_rate.is_some() {
+                let refilled = c.key_rate.map(|r| now.plus_ms(-r.refill_ms()));
+                report.flow_rows += self
+                    .store
+                    .queue_flow_prune(&q.namespace, &q.name, refilled)
+                    .await?;
+            }
+        }
+
         let keys_before = now.plus_ms(-self.key_ttl_ms);
         for _ in 0..self.config.max_batches {
             let n = self.store.idempotency_key_prune(keys_before, batch).await?;
@@ -157,6 +172,7 @@ impl Pruner {
                         tracing::info!(
                             jobs = r.jobs,
                             idempotency_keys = r.idempotency_keys,
+                            flow_rows = r.flow_rows,
                             "pruned past retention"
                         );
                     }

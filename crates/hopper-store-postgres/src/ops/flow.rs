@@ -303,3 +303,33 @@ pub(crate) async fn save_update(
     .map_err(db_error)?;
     Ok(())
 }
+
+/// Deletes the queue's flow rows that mean the same as no row; see `Store::queue_flow_prune`.
+/// Under the queue row's lock, like the leases that write them.
+pub(crate) async fn prune(
+    conn: &mut PgConnection,
+    namespace: &str,
+    queue: &str,
+    rate_refilled_before: Option<Timestamp>,
+) -> Result<u64, StoreError> {
+    sqlx::query("SELECT 1 FROM hopper.queues WHERE namespace = $1 AND name = $2 FOR UPDATE")
+        .bind(namespace)
+        .bind(queue)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let done = sqlx::query(
+        "DELETE FROM hopper.queue_flow f WHERE namespace = $1 AND queue = $2
+           AND ((kind = 'fair' AND value <= (SELECT c.value FROM hopper.queue_flow c
+                    WHERE c.namespace = $1 AND c.queue = $2 AND c.kind = 'fair_clock'
+                      AND c.key = ''))
+             OR (kind = 'key_rate' AND at < $3))",
+    )
+    .bind(namespace)
+    .bind(queue)
+    .bind(rate_refilled_before.map(Timestamp::as_millis))
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(done.rows_affected())
+}

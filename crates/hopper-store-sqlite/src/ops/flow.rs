@@ -261,3 +261,31 @@ pub(crate) fn save_update(
     }
     Ok(())
 }
+
+/// Deletes the queue's flow rows that mean the same as no row; see `Store::queue_flow_prune`.
+pub(crate) fn prune(
+    conn: &Connection,
+    namespace: &str,
+    queue: &str,
+    rate_refilled_before: Option<Timestamp>,
+) -> Result<u64, StoreError> {
+    let fair = conn
+        .prepare_cached(
+            "DELETE FROM queue_flow WHERE namespace = ?1 AND queue = ?2 AND kind = 'fair'
+               AND value <= (SELECT c.value FROM queue_flow c WHERE c.namespace = ?1
+                             AND c.queue = ?2 AND c.kind = 'fair_clock' AND c.key = '')",
+        )
+        .and_then(|mut s| s.execute(params![namespace, queue]))
+        .map_err(sql_error)?;
+    let rate = match rate_refilled_before {
+        None => 0,
+        Some(before) => conn
+            .prepare_cached(
+                "DELETE FROM queue_flow WHERE namespace = ?1 AND queue = ?2 AND kind = 'key_rate'
+                   AND at < ?3",
+            )
+            .and_then(|mut s| s.execute(params![namespace, queue, before.as_millis()]))
+            .map_err(sql_error)?,
+    };
+    Ok((fair + rate) as u64)
+}
