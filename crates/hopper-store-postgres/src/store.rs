@@ -52,6 +52,22 @@ pub(crate) fn connect_options(config: &PgConfig) -> Result<PgConnectOptions, Sto
     )]))
 }
 
+/// Runs a step of a transaction; when it fails, rolls the transaction back *now* and returns
+/// the error. Merely dropping a failed transaction would leave its rollback queued on the
+/// connection (and its row locks held) until that connection is next used, so a following call
+/// could find the rows still locked and `SKIP LOCKED` would pass them over.
+macro_rules! or_abort {
+    ($tx:ident, $step:expr) => {
+        match $step {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = $tx.rollback().await;
+                return Err(e);
+            }
+        }
+    };
+}
+
 impl PgStore {
     /// Connects, applies migrations (once, however many nodes start together) and starts
     /// listening for other nodes' wake-ups.
@@ -94,7 +110,7 @@ impl PgStore {
         mut tx: Transaction<'static, Postgres>,
         ws: WriteSet,
     ) -> Result<(), StoreError> {
-        let wake = ws.flush(&mut tx, &self.node).await?;
+        let wake = or_abort!(tx, ws.flush(&mut tx, &self.node).await);
         tx.commit().await.map_err(db_error)?;
         for (ns, q) in wake {
             self.signals.notify(&ns, &q);
@@ -129,7 +145,10 @@ impl Store for PgStore {
             return Ok(out);
         }
         let (mut tx, mut ws) = self.begin().await?;
-        let out = ops::insert::insert_many(&mut tx, &mut ws, params.jobs, &params.actor).await?;
+        let out = or_abort!(
+            tx,
+            ops::insert::insert_many(&mut tx, &mut ws, params.jobs, &params.actor).await
+        );
         self.commit(tx, ws).await?;
         Ok(out)
     }
@@ -154,7 +173,10 @@ impl Store for PgStore {
     async fn job_lease_many(&self, params: JobLeaseParams) -> Result<Vec<Job>, StoreError> {
         let (mut tx, mut ws) = self.begin().await?;
         let namespace = params.namespace.clone();
-        let (jobs, holds) = ops::lease::lease_many(&mut tx, &mut ws, params, &*self.clock).await?;
+        let (jobs, holds) = or_abort!(
+            tx,
+            ops::lease::lease_many(&mut tx, &mut ws, params, &*self.clock).await
+        );
         for (queue, at) in holds {
             self.signals.hold_until(&namespace, &queue, at);
         }
@@ -169,41 +191,44 @@ impl Store for PgStore {
 
     async fn job_heartbeat(&self, params: JobHeartbeatParams) -> Result<Heartbeat, StoreError> {
         let (mut tx, mut ws) = self.begin().await?;
-        let hb = ops::outcome::heartbeat(&mut tx, &mut ws, params).await?;
+        let hb = or_abort!(tx, ops::outcome::heartbeat(&mut tx, &mut ws, params).await);
         self.commit(tx, ws).await?;
         Ok(hb)
     }
 
     async fn job_ack_many(&self, acks: Vec<JobAck>) -> Result<AckResults, StoreError> {
         let (mut tx, mut ws) = self.begin().await?;
-        let results = ops::outcome::ack_many(&mut tx, &mut ws, acks).await?;
+        let results = or_abort!(tx, ops::outcome::ack_many(&mut tx, &mut ws, acks).await);
         self.commit(tx, ws).await?;
         Ok(results)
     }
 
     async fn job_cancel(&self, job: &JobRef, actor: &str) -> Result<Job, StoreError> {
         let (mut tx, mut ws) = self.begin().await?;
-        let out = ops::admin::cancel(&mut tx, &mut ws, job, actor).await?;
+        let out = or_abort!(tx, ops::admin::cancel(&mut tx, &mut ws, job, actor).await);
         self.commit(tx, ws).await?;
         Ok(out)
     }
 
     async fn job_retry(&self, job: &JobRef, actor: &str) -> Result<Job, StoreError> {
         let (mut tx, mut ws) = self.begin().await?;
-        let out = ops::admin::retry(&mut tx, &mut ws, job, actor).await?;
+        let out = or_abort!(tx, ops::admin::retry(&mut tx, &mut ws, job, actor).await);
         self.commit(tx, ws).await?;
         Ok(out)
     }
 
     async fn job_delete(&self, job: &JobRef) -> Result<(), StoreError> {
         let (mut tx, ws) = self.begin().await?;
-        ops::admin::delete(&mut tx, job).await?;
+        or_abort!(tx, ops::admin::delete(&mut tx, job).await);
         self.commit(tx, ws).await
     }
 
     async fn job_promote_due(&self, limit: usize) -> Result<u64, StoreError> {
         let (mut tx, mut ws) = self.begin().await?;
-        let n = ops::maintenance::promote_due(&mut tx, &mut ws, limit).await?;
+        let n = or_abort!(
+            tx,
+            ops::maintenance::promote_due(&mut tx, &mut ws, limit).await
+        );
         self.commit(tx, ws).await?;
         Ok(n)
     }
@@ -214,7 +239,10 @@ impl Store for PgStore {
 
     async fn job_rescue_expired(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
         let (mut tx, mut ws) = self.begin().await?;
-        let jobs = ops::maintenance::rescue_expired(&mut tx, &mut ws, limit).await?;
+        let jobs = or_abort!(
+            tx,
+            ops::maintenance::rescue_expired(&mut tx, &mut ws, limit).await
+        );
         self.commit(tx, ws).await?;
         Ok(jobs)
     }
@@ -225,7 +253,7 @@ impl Store for PgStore {
 
     async fn job_prune_finished(&self, params: JobPruneParams) -> Result<u64, StoreError> {
         let (mut tx, ws) = self.begin().await?;
-        let n = ops::maintenance::prune_finished(&mut tx, &params).await?;
+        let n = or_abort!(tx, ops::maintenance::prune_finished(&mut tx, &params).await);
         self.commit(tx, ws).await?;
         Ok(n)
     }
@@ -259,7 +287,10 @@ impl Store for PgStore {
         paused: bool,
     ) -> Result<QueueInfo, StoreError> {
         let (mut tx, mut ws) = self.begin().await?;
-        ops::queue::set_paused(&mut tx, &mut ws, namespace, name, paused).await?;
+        or_abort!(
+            tx,
+            ops::queue::set_paused(&mut tx, &mut ws, namespace, name, paused).await
+        );
         self.commit(tx, ws).await?;
         self.queue_get(namespace, name).await
     }
@@ -271,7 +302,10 @@ impl Store for PgStore {
         config: QueueConfig,
     ) -> Result<QueueInfo, StoreError> {
         let (mut tx, mut ws) = self.begin().await?;
-        ops::queue::configure(&mut tx, &mut ws, namespace, name, config).await?;
+        or_abort!(
+            tx,
+            ops::queue::configure(&mut tx, &mut ws, namespace, name, config).await
+        );
         self.commit(tx, ws).await?;
         self.signals.hold_until(namespace, name, None);
         self.queue_get(namespace, name).await
@@ -284,7 +318,10 @@ impl Store for PgStore {
         rate_refilled_before: Option<Timestamp>,
     ) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let n = ops::flow::prune(&mut tx, namespace, name, rate_refilled_before).await?;
+        let n = or_abort!(
+            tx,
+            ops::flow::prune(&mut tx, namespace, name, rate_refilled_before).await
+        );
         tx.commit().await.map_err(db_error)?;
         Ok(n)
     }
@@ -304,7 +341,10 @@ impl Store for PgStore {
         let mut total = 0;
         loop {
             let (mut tx, mut ws) = self.begin().await?;
-            let n = ops::queue::retry_dead_chunk(&mut tx, &mut ws, namespace, name, actor).await?;
+            let n = or_abort!(
+                tx,
+                ops::queue::retry_dead_chunk(&mut tx, &mut ws, namespace, name, actor).await
+            );
             self.commit(tx, ws).await?;
             total += n;
             if (n as usize) < ops::queue::BULK_CHUNK {
@@ -328,7 +368,10 @@ impl Store for PgStore {
         let mut total = 0;
         loop {
             let (mut tx, ws) = self.begin().await?;
-            let n = ops::queue::purge_chunk(&mut tx, namespace, name, state).await?;
+            let n = or_abort!(
+                tx,
+                ops::queue::purge_chunk(&mut tx, namespace, name, state).await
+            );
             self.commit(tx, ws).await?;
             total += n;
             if (n as usize) < ops::queue::BULK_CHUNK {
@@ -381,7 +424,7 @@ impl Store for PgStore {
 
     async fn import(&self, batch: ImportBatch) -> Result<u64, StoreError> {
         let (mut tx, mut ws) = self.begin().await?;
-        let n = ops::export::import(&mut tx, &mut ws, batch).await?;
+        let n = or_abort!(tx, ops::export::import(&mut tx, &mut ws, batch).await);
         self.commit(tx, ws).await?;
         Ok(n)
     }
@@ -452,7 +495,10 @@ impl Store for PgStore {
         params: ScheduleUpdate,
     ) -> Result<hopper_types::schedule::Schedule, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let s = ops::schedule::update(&mut tx, self.clock.now(), params).await?;
+        let s = or_abort!(
+            tx,
+            ops::schedule::update(&mut tx, self.clock.now(), params).await
+        );
         tx.commit().await.map_err(db_error)?;
         Ok(s)
     }
@@ -468,8 +514,10 @@ impl Store for PgStore {
         paused: bool,
     ) -> Result<hopper_types::schedule::Schedule, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let s =
-            ops::schedule::set_paused(&mut tx, self.clock.now(), namespace, name, paused).await?;
+        let s = or_abort!(
+            tx,
+            ops::schedule::set_paused(&mut tx, self.clock.now(), namespace, name, paused).await
+        );
         tx.commit().await.map_err(db_error)?;
         Ok(s)
     }
@@ -488,7 +536,7 @@ impl Store for PgStore {
 
     async fn schedule_fire(&self, params: ScheduleFire) -> Result<ScheduleFireOutcome, StoreError> {
         let (mut tx, mut ws) = self.begin().await?;
-        let out = ops::schedule::fire(&mut tx, &mut ws, params).await?;
+        let out = or_abort!(tx, ops::schedule::fire(&mut tx, &mut ws, params).await);
         if matches!(out, ScheduleFireOutcome::Stale) {
             tx.rollback().await.map_err(db_error)?;
             return Ok(out);
