@@ -85,6 +85,29 @@ pub struct Fetch {
     pub limit: usize,
 }
 
+impl FlowSnapshot {
+    /// Takes in one stored flow row (see [`FlowUpdate::rows`]); unknown kinds are ignored.
+    pub fn absorb_row(&mut self, kind: &str, key: String, value: f64, at: Timestamp) {
+        let bucket = Bucket { tokens: value, at };
+        match kind {
+            "rate" => self.rate_bucket = Some(bucket),
+            "key_rate" => {
+                self.key_buckets.insert(key, bucket);
+            }
+            "fair_clock" => self.fair_clock = value,
+            "fair" => {
+                self.fair_times.insert(key, value);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One stored row of a queue's flow state: `(kind, key, value, at)`. Kinds: `rate` (key
+/// `""`) and `key_rate` (per concurrency key) are token buckets, value = tokens at `at`;
+/// `fair_clock` (key `""`) and `fair` (per fairness key) are fair-queuing virtual times.
+pub type FlowRow = (&'static str, String, f64, Timestamp);
+
 /// Buckets and clocks to store after a lease.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FlowUpdate {
@@ -96,6 +119,26 @@ pub struct FlowUpdate {
     pub fair_clock: Option<f64>,
     /// Fairness keys' virtual times that changed.
     pub fair_times: Vec<(String, f64)>,
+}
+
+impl FlowUpdate {
+    /// The rows to upsert, in the shape [`FlowSnapshot::absorb_row`] reads back.
+    pub fn rows(&self) -> Vec<FlowRow> {
+        let mut rows = Vec::new();
+        if let Some(b) = self.rate_bucket {
+            rows.push(("rate", String::new(), b.tokens, b.at));
+        }
+        for (key, b) in &self.key_buckets {
+            rows.push(("key_rate", key.clone(), b.tokens, b.at));
+        }
+        if let Some(clock) = self.fair_clock {
+            rows.push(("fair_clock", String::new(), clock, Timestamp(0)));
+        }
+        for (key, t) in &self.fair_times {
+            rows.push(("fair", key.clone(), *t, Timestamp(0)));
+        }
+        rows
+    }
 }
 
 /// Most rounds one lease runs; each either picks a job, drops a blocked one or finds a group

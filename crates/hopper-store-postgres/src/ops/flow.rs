@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use hopper_store::lease_plan::{Fetch, FlowSnapshot, FlowUpdate, Grouping};
 use hopper_store::{QueueRecord, StoreError};
-use hopper_types::{Bucket, Job, QueueConfig, QueuePolicy, Timestamp};
+use hopper_types::{Job, QueueConfig, QueuePolicy, Timestamp};
 use sqlx::{PgConnection, Row};
 
 use crate::error::db_error;
@@ -160,21 +160,8 @@ pub(crate) async fn snapshot(
         let kind: &str = r.try_get(0).map_err(db_error)?;
         let key: String = r.try_get(1).map_err(db_error)?;
         let value: f64 = r.try_get(2).map_err(db_error)?;
-        let bucket = Bucket {
-            tokens: value,
-            at: Timestamp(r.try_get(3).map_err(db_error)?),
-        };
-        match kind {
-            "rate" => snap.rate_bucket = Some(bucket),
-            "key_rate" => {
-                snap.key_buckets.insert(key, bucket);
-            }
-            "fair_clock" => snap.fair_clock = value,
-            "fair" => {
-                snap.fair_times.insert(key, value);
-            }
-            _ => {}
-        }
+        let at = Timestamp(r.try_get(3).map_err(db_error)?);
+        snap.absorb_row(kind, key, value, at);
     }
     Ok(snap)
 }
@@ -260,31 +247,14 @@ pub(crate) async fn save_update(
     queue: &str,
     update: &FlowUpdate,
 ) -> Result<(), StoreError> {
-    let mut kinds: Vec<&str> = Vec::new();
-    let mut keys: Vec<String> = Vec::new();
-    let mut values: Vec<f64> = Vec::new();
-    let mut ats: Vec<i64> = Vec::new();
-    let mut put = |kind: &'static str, key: &str, value: f64, at: Timestamp| {
-        kinds.push(kind);
-        keys.push(key.to_string());
-        values.push(value);
-        ats.push(at.as_millis());
-    };
-    if let Some(b) = update.rate_bucket {
-        put("rate", "", b.tokens, b.at);
-    }
-    for (key, b) in &update.key_buckets {
-        put("key_rate", key, b.tokens, b.at);
-    }
-    if let Some(clock) = update.fair_clock {
-        put("fair_clock", "", clock, Timestamp(0));
-    }
-    for (key, t) in &update.fair_times {
-        put("fair", key, *t, Timestamp(0));
-    }
-    if kinds.is_empty() {
+    let rows = update.rows();
+    if rows.is_empty() {
         return Ok(());
     }
+    let kinds: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    let keys: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    let values: Vec<f64> = rows.iter().map(|r| r.2).collect();
+    let ats: Vec<i64> = rows.iter().map(|r| r.3.as_millis()).collect();
     sqlx::query(
         "INSERT INTO hopper.queue_flow (namespace, queue, kind, key, value, at)
          SELECT $1, $2, u.kind, u.key, u.value, u.at

@@ -77,7 +77,16 @@ pub(crate) async fn create(
     p: ScheduleCreate,
 ) -> Result<Schedule, StoreError> {
     let s = Schedule::create(&p.namespace, &p.name, p.definition, now).map_err(cron_error)?;
-    let created: Option<i32> = sqlx::query_scalar(
+    if insert_if_absent(conn, &s).await? {
+        Ok(s)
+    } else {
+        Err(StoreError::AlreadyExists(format!("schedule {}", p.name)))
+    }
+}
+
+/// Inserts the schedule's row unless one of its name exists; true when it was inserted.
+async fn insert_if_absent(conn: &mut PgConnection, s: &Schedule) -> Result<bool, StoreError> {
+    let inserted: Option<i32> = sqlx::query_scalar(
         "INSERT INTO hopper.schedules (namespace, name, paused, next_fire_at, cursor_at, body)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (namespace, name) DO NOTHING
          RETURNING 1",
@@ -87,14 +96,11 @@ pub(crate) async fn create(
     .bind(s.paused)
     .bind(s.next_fire_at.map(Timestamp::as_millis))
     .bind(s.cursor.as_millis())
-    .bind(encode(&s)?)
+    .bind(encode(s)?)
     .fetch_optional(conn)
     .await
     .map_err(db_error)?;
-    match created {
-        Some(_) => Ok(s),
-        None => Err(StoreError::AlreadyExists(format!("schedule {}", p.name))),
-    }
+    Ok(inserted.is_some())
 }
 
 pub(crate) async fn get(
@@ -244,18 +250,5 @@ pub(crate) async fn export(conn: &mut PgConnection) -> Result<Vec<Schedule>, Sto
 
 /// Copies a schedule in as another store recorded it, unless one of its name exists.
 pub(crate) async fn import(conn: &mut PgConnection, s: &Schedule) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO hopper.schedules (namespace, name, paused, next_fire_at, cursor_at, body)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (namespace, name) DO NOTHING",
-    )
-    .bind(&s.namespace)
-    .bind(&s.name)
-    .bind(s.paused)
-    .bind(s.next_fire_at.map(Timestamp::as_millis))
-    .bind(s.cursor.as_millis())
-    .bind(encode(s)?)
-    .execute(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
+    insert_if_absent(conn, s).await.map(|_| ())
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use hopper_store::StoreError;
 use hopper_store::lease_plan::{Fetch, FlowSnapshot, FlowUpdate, Grouping};
-use hopper_types::{Bucket, Job, QueueConfig, QueuePolicy, Timestamp};
+use hopper_types::{Job, QueueConfig, QueuePolicy, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::rows::{decode_job_at, sql_error};
@@ -130,21 +130,7 @@ pub(crate) fn snapshot(
         .map_err(sql_error)?;
     for row in rows {
         let (kind, key, value, at) = row.map_err(sql_error)?;
-        let bucket = Bucket {
-            tokens: value,
-            at: Timestamp(at),
-        };
-        match kind.as_str() {
-            "rate" => snap.rate_bucket = Some(bucket),
-            "key_rate" => {
-                snap.key_buckets.insert(key, bucket);
-            }
-            "fair_clock" => snap.fair_clock = value,
-            "fair" => {
-                snap.fair_times.insert(key, value);
-            }
-            _ => {}
-        }
+        snap.absorb_row(&kind, key, value, Timestamp(at));
     }
     Ok(snap)
 }
@@ -242,22 +228,9 @@ pub(crate) fn save_update(
              DO UPDATE SET value = excluded.value, at = excluded.at",
         )
         .map_err(sql_error)?;
-    let mut put = |kind: &str, key: &str, value: f64, at: Timestamp| {
+    for (kind, key, value, at) in update.rows() {
         stmt.execute(params![namespace, queue, kind, key, value, at.as_millis()])
-            .map(|_| ())
-            .map_err(sql_error)
-    };
-    if let Some(b) = update.rate_bucket {
-        put("rate", "", b.tokens, b.at)?;
-    }
-    for (key, b) in &update.key_buckets {
-        put("key_rate", key, b.tokens, b.at)?;
-    }
-    if let Some(clock) = update.fair_clock {
-        put("fair_clock", "", clock, Timestamp(0))?;
-    }
-    for (key, t) in &update.fair_times {
-        put("fair", key, *t, Timestamp(0))?;
+            .map_err(sql_error)?;
     }
     Ok(())
 }

@@ -72,9 +72,16 @@ fn save(conn: &Connection, s: &Schedule) -> Result<(), StoreError> {
 
 pub(crate) fn create(ctx: &mut WriteCtx<'_>, p: ScheduleCreate) -> Result<Schedule, StoreError> {
     let s = Schedule::create(&p.namespace, &p.name, p.definition, ctx.now).map_err(cron_error)?;
-    let body = encode(&s)?;
-    let inserted = ctx
-        .conn
+    if !insert_if_absent(ctx.conn, &s)? {
+        return Err(StoreError::AlreadyExists(format!("schedule {}", p.name)));
+    }
+    Ok(s)
+}
+
+/// Inserts the schedule's row unless one of its name exists; true when it was inserted.
+fn insert_if_absent(conn: &Connection, s: &Schedule) -> Result<bool, StoreError> {
+    let body = encode(s)?;
+    let inserted = conn
         .prepare_cached(
             "INSERT INTO schedules (namespace, name, paused, next_fire_at, cursor_at, body)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (namespace, name) DO NOTHING",
@@ -90,10 +97,7 @@ pub(crate) fn create(ctx: &mut WriteCtx<'_>, p: ScheduleCreate) -> Result<Schedu
             ])
         })
         .map_err(sql_error)?;
-    if inserted == 0 {
-        return Err(StoreError::AlreadyExists(format!("schedule {}", p.name)));
-    }
-    Ok(s)
+    Ok(inserted == 1)
 }
 
 pub(crate) fn get(conn: &Connection, namespace: &str, name: &str) -> Result<Schedule, StoreError> {
@@ -229,21 +233,5 @@ pub(crate) fn export(conn: &Connection) -> Result<Vec<Schedule>, StoreError> {
 
 /// Copies a schedule in as another store recorded it, unless one of its name exists.
 pub(crate) fn import(conn: &Connection, s: &Schedule) -> Result<(), StoreError> {
-    let body = encode(s)?;
-    conn.prepare_cached(
-        "INSERT INTO schedules (namespace, name, paused, next_fire_at, cursor_at, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (namespace, name) DO NOTHING",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            s.namespace,
-            s.name,
-            s.paused,
-            s.next_fire_at.map(Timestamp::as_millis),
-            s.cursor.as_millis(),
-            body,
-        ])
-    })
-    .map_err(sql_error)?;
-    Ok(())
+    insert_if_absent(conn, s).map(|_| ())
 }
