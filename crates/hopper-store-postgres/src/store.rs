@@ -165,6 +165,18 @@ impl Store for PgStore {
         ops::read::events(&mut *self.conn().await?, job).await
     }
 
+    async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<EventLogRow>, StoreError> {
+        ops::feed::events_after(&mut *self.conn().await?, after, limit).await
+    }
+
+    async fn events_last_seq(&self) -> Result<i64, StoreError> {
+        ops::feed::last_seq(&mut *self.conn().await?).await
+    }
+
+    fn events_visible_in_seq_order(&self) -> bool {
+        false
+    }
+
     async fn job_explain(&self, job: &JobRef) -> Result<JobWait, StoreError> {
         let now = self.clock.now();
         ops::explain::explain(&mut *self.conn().await?, job, now).await

@@ -145,6 +145,29 @@ CREATE INDEX schedules_due ON schedules (next_fire_at)
     WHERE paused = 0 AND next_fire_at IS NOT NULL;
 "#,
     ),
+    (
+        5,
+        r#"
+-- The live event stream tails job_events by seq. A plain INTEGER PRIMARY KEY hands out
+-- max(seq) + 1, so deleting the newest event (its job deleted) would let the next event reuse
+-- a seq a subscriber already saw; AUTOINCREMENT never reuses one.
+CREATE TABLE job_events_v5 (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id     TEXT NOT NULL,
+    namespace  TEXT NOT NULL,
+    from_state TEXT,
+    to_state   TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    actor      TEXT NOT NULL,
+    reason     TEXT NOT NULL
+);
+INSERT INTO job_events_v5 (seq, job_id, namespace, from_state, to_state, at, actor, reason)
+    SELECT seq, job_id, namespace, from_state, to_state, at, actor, reason FROM job_events;
+DROP TABLE job_events;
+ALTER TABLE job_events_v5 RENAME TO job_events;
+CREATE INDEX job_events_job ON job_events (job_id, seq);
+"#,
+    ),
 ];
 
 /// Applies every migration newer than the database's version.
@@ -215,6 +238,6 @@ mod tests {
             .query_row("SELECT count(*) FROM queues", [], |r| r.get(0))
             .unwrap();
         assert_eq!((leases, queues), (0, 1));
-        assert_eq!(latest_version(), 4);
+        assert_eq!(latest_version(), 5);
     }
 }

@@ -140,6 +140,20 @@ impl Store for SqliteStore {
         self.readers.run(move |c| ops::read::events(c, &r)).await
     }
 
+    async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<EventLogRow>, StoreError> {
+        self.readers
+            .run(move |c| ops::feed::events_after(c, after, limit))
+            .await
+    }
+
+    async fn events_last_seq(&self) -> Result<i64, StoreError> {
+        self.readers.run(ops::feed::last_seq).await
+    }
+
+    fn events_visible_in_seq_order(&self) -> bool {
+        true
+    }
+
     async fn job_explain(&self, job: &JobRef) -> Result<JobWait, StoreError> {
         let r = job.clone();
         let now = self.clock.now();

@@ -38,10 +38,12 @@
 //! - [`leadership`]: leader leases (take, renew, expire, resign).
 //! - [`export`]: export, import and totals, what `hopper migrate` copies a store with.
 //! - [`schedule`]: cron schedules, their due selection and the compare-and-set fire.
+//! - [`feed`]: the event log in order, as the live event stream tails it.
 
 pub mod concurrency;
 pub mod durability;
 pub mod export;
+pub mod feed;
 pub mod flow;
 pub mod job_admin;
 pub mod job_insert;
@@ -269,6 +271,12 @@ macro_rules! conformance_suite {
                 schedule_concurrent_fires_of_one_tick_create_one_job,
                 schedule_survives_reopening,
             ],
+            feed: [
+                feed_of_an_empty_store_is_empty,
+                feed_reads_every_event_in_seq_order_with_queue_and_kind,
+                feed_pages_after_a_cursor_with_a_limit,
+                feed_never_reuses_a_seq_after_deleting_the_newest_event,
+            ],
         }
     };
 }
@@ -313,6 +321,7 @@ mod self_check {
         ("leadership", include_str!("leadership.rs")),
         ("export", include_str!("export.rs")),
         ("schedule", include_str!("schedule.rs")),
+        ("feed", include_str!("feed.rs")),
     ];
 
     fn defined(source: &str) -> Vec<String> {

@@ -292,3 +292,12 @@ pub struct StoreTotals {
     /// Cron schedules.
     pub schedules: u64,
 }
+
+/// One row of the event log as [`crate::Store::events_after`] reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventLogRow {
+    /// Its position in the log.
+    pub seq: i64,
+    /// The event with its job's queue and kind; none when the job is gone.
+    pub event: Option<hopper_types::StreamEvent>,
+}

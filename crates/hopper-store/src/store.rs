@@ -25,6 +25,20 @@ pub trait Store: Send + Sync + 'static {
     /// Every recorded transition of a job, oldest first.
     async fn job_events(&self, job: &JobRef) -> Result<Vec<JobEvent>, StoreError>;
 
+    /// The event log of every namespace after `after`, up to `limit` rows in `seq` order, each
+    /// with its job's queue and kind (`event` is none when the job was deleted since; its
+    /// events are on their way out). What the live event stream tails.
+    async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<EventLogRow>, StoreError>;
+
+    /// The newest event's `seq` (0 when there is none).
+    async fn events_last_seq(&self) -> Result<i64, StoreError>;
+
+    /// True when events become visible strictly in `seq` order, so a gap in the log is final
+    /// (deleted rows). False when a transaction can commit a smaller `seq` after a larger one
+    /// is visible (PostgreSQL identities are taken at insert): readers then wait a little for
+    /// gaps to fill.
+    fn events_visible_in_seq_order(&self) -> bool;
+
     /// A job with the facts that decide when it can start: its queue's configuration, running
     /// counts and token buckets, and how many available jobs lease before it.
     async fn job_explain(&self, job: &JobRef) -> Result<JobWait, StoreError>;

@@ -15,6 +15,7 @@
 //! - [`cron`]: cron schedules in IANA time zones, their fire times and missed-tick policies.
 //! - [`queue_config`]: a queue's pause, retention, limits and lease policy.
 //! - [`schedule`]: cron schedules as defined, stored and shown, and the jobs they enqueue.
+//! - [`stream_event`]: a transition as the live event stream shows it.
 
 pub mod backoff;
 pub mod cron;
@@ -25,6 +26,7 @@ pub mod new_job;
 pub mod queue_config;
 pub mod schedule;
 pub mod state;
+pub mod stream_event;
 pub mod time;
 
 pub use backoff::Backoff;
@@ -35,6 +37,7 @@ pub use new_job::{
 };
 pub use queue_config::{Bucket, QueueConfig, QueuePolicy, RateLimit, Retention};
 pub use state::JobState;
+pub use stream_event::StreamEvent;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 
 /// The namespace every job belongs to until tenancy arrives.

@@ -9,6 +9,7 @@
 pub(crate) mod admin;
 pub(crate) mod explain;
 pub(crate) mod export;
+pub(crate) mod feed;
 pub(crate) mod flow;
 pub(crate) mod insert;
 pub(crate) mod leader;

@@ -5,6 +5,7 @@
 pub(crate) mod admin;
 pub(crate) mod explain;
 pub(crate) mod export;
+pub(crate) mod feed;
 pub(crate) mod flow;
 pub(crate) mod import;
 pub(crate) mod insert;
