@@ -308,10 +308,12 @@ pub async fn flow_concurrent_leases_respect_the_cap(h: &dyn Harness) {
 /// A queue with its own retention is pruned by it, and the server-wide pass leaves it alone.
 pub async fn prune_follows_a_queues_own_retention(h: &dyn Harness) {
     let env = Env::new(h).await;
-    let mut c = QueueConfig::default();
-    c.retention = Retention {
-        completed_ms: Some(1_000),
-        ..Default::default()
+    let c = QueueConfig {
+        retention: Retention {
+            completed_ms: Some(1_000),
+            ..Default::default()
+        },
+        ..QueueConfig::default()
     };
     env.store()
         .queue_configure(NS, "short", c)

@@ -546,13 +546,16 @@ mod tests {
     use super::*;
     use hopper_types::{EnqueueRequest, EnqueueRequestExt, Limits, RateLimit, lifecycle};
 
+    /// A test job: concurrency key, fairness key, priority, estimated run time.
+    type Spec<'a> = (Option<&'a str>, Option<&'a str>, i64, Option<i64>);
+
     /// An in-memory queue that answers fetches the way a backend's indexes do.
     struct Queue {
         jobs: Vec<Job>,
     }
 
     impl Queue {
-        fn new(specs: &[(Option<&str>, Option<&str>, i64, Option<i64>)]) -> Queue {
+        fn new(specs: &[Spec<'_>]) -> Queue {
             let jobs = specs
                 .iter()
                 .enumerate()
