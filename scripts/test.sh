@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test of the repository: the Rust workspace (unit, conformance on both backends,
-# end-to-end on both backends, cluster, crash and shutdown tests against the real binary) and
-# the Python SDK's tests. Needs the Rust toolchain and Python 3; it starts a throwaway
-# PostgreSQL server itself (installing Debian's package when missing) and stops it at the end.
+# Runs every test of the repository: formatting and lints, the Rust workspace (unit,
+# conformance on both backends, end-to-end on both backends, cluster, crash and shutdown tests
+# against the real binary), the Python SDK's tests and the web UI's browser tests. Needs the
+# Rust toolchain, Python 3 and Node.js; it starts a throwaway PostgreSQL server itself
+# (installing Debian's package when missing) and installs Chromium the same way for the UI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,10 @@ source scripts/postgres.sh
 start_test_postgres
 trap stop_test_postgres EXIT
 
+echo "== formatting and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 echo "== building"
 cargo build --workspace --all-targets --locked
 
@@ -20,6 +25,7 @@ cargo build --workspace --all-targets --locked
 # the test runner's own summary closes the output.
 echo "== python sdk"
 HOPPER_BIN="$PWD/target/debug/hopper" ./scripts/test-python.sh
+HOPPER_BIN="$PWD/target/debug/hopper" ./scripts/test-ui.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
   # Doc tests first: nextest does not run them, and its summary should close the output.

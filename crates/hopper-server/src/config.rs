@@ -4,6 +4,8 @@
 
 use hopper_types::Limits;
 
+use crate::events::EventsConfig;
+
 use crate::maintenance::{
     LeadershipConfig, PromoterConfig, PrunerConfig, RescuerConfig, SchedulerConfig,
 };
@@ -64,10 +66,16 @@ pub struct ServerConfig {
     /// How long, after shutdown begins, the server keeps accepting connections while `/readyz`
     /// already answers 503, so a load balancer can take it out of rotation first. 0 by default.
     pub shutdown_drain_ms: u64,
+    /// How long, after the drain, requests in flight may take to finish before their
+    /// connections are closed anyway (10 s): an event-stream client that stopped reading would
+    /// otherwise hold the server up forever.
+    pub shutdown_timeout_ms: u64,
     /// A worker is listed by `GET /v1/workers` while it was seen this recently (1 minute).
     pub worker_seen_window_ms: i64,
     /// Background services.
     pub maintenance: MaintenanceConfig,
+    /// The live event stream: history size, read interval, keep-alives.
+    pub events: EventsConfig,
     /// This node's name among nodes sharing a store (in leader election and logs); a fresh
     /// unique name by default.
     pub node_id: String,
@@ -81,8 +89,10 @@ impl Default for ServerConfig {
             idempotency_key_ttl_ms: 7 * DAY_MS,
             insecure: false,
             shutdown_drain_ms: 0,
+            shutdown_timeout_ms: 10_000,
             worker_seen_window_ms: 60_000,
             maintenance: MaintenanceConfig::default(),
+            events: EventsConfig::default(),
             node_id: format!("node-{}", uuid::Uuid::now_v7().simple()),
         }
     }

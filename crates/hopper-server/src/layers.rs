@@ -1,8 +1,11 @@
 //! The middleware around every route, outermost first:
 //! 1. `X-Request-Id`: taken from the request when given, else a fresh UUID; copied onto the
 //!    answer and into the request's log span, so a client's report can be found in the logs.
-//! 2. A tracing span per request.
-//! 3. The HTTP request counter, by route pattern, method and status.
+//! 2. A tracing span per request ([`RequestSpan`]): method, route, status, request id, and the
+//!    job a job operation acts on; the server span of the request's trace, continuing the
+//!    caller's `traceparent` when a trace exporter is installed.
+//! 3. The HTTP request counter, by route pattern, method and status, and the request duration
+//!    histogram, by route pattern, method and status class.
 //! 4. Panic catcher: a handler panic becomes a JSON 500 (and is logged) instead of a dropped
 //!    connection. A panic on user input is still a bug; this only contains it.
 //! 5. Cross-origin guard: a state-changing request whose `Origin` is not this server is refused
@@ -18,13 +21,17 @@ use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, MakeSpan, OnResponse, TraceLayer};
+use tracing::Span;
+use tracing::field::Empty;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
+use crate::trace_context::{self, TraceParent};
 
 /// The request id header.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -34,19 +41,100 @@ pub fn wrap(router: Router<AppState>, state: &AppState) -> Router<AppState> {
     router.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, FastUuid))
-            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req
-                    .headers()
-                    .get(&REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            }))
+            .layer(request_spans())
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(from_fn_with_state(state.clone(), count_requests))
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(from_fn(refuse_cross_origin)),
     )
+}
+
+/// The tracing layer: one [`RequestSpan`] per request.
+pub fn request_spans()
+-> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, RequestSpan, DefaultOnRequest, RequestSpan>
+{
+    TraceLayer::new_for_http()
+        .make_span_with(RequestSpan)
+        .on_response(RequestSpan)
+}
+
+/// Makes the span of a request and records its status. Field names follow OpenTelemetry's HTTP
+/// conventions, so exported spans need no renaming; `job_id` and `trace_id` are filled in by
+/// the handlers of job operations.
+///
+/// The span is an `info` span with borrowed field values, as it was before traces could be
+/// exported: the work only an exported span needs (its name, the caller's trace, the status)
+/// happens only when a [`trace_context::TraceHook`] is installed.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestSpan;
+
+impl<B> MakeSpan<B> for RequestSpan {
+    fn make_span(&mut self, req: &axum::http::Request<B>) -> Span {
+        let headers = req.headers();
+        let id = headers
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str);
+        let span = tracing::info_span!(
+            "request",
+            http.request.method = %req.method(),
+            http.route = route,
+            url.path = %req.uri().path(),
+            request_id = %id,
+            http.response.status_code = Empty,
+            job_id = Empty,
+            trace_id = Empty,
+            otel.name = Empty,
+            otel.kind = Empty,
+            otel.status_code = Empty,
+        );
+        if span.is_disabled() {
+            return span;
+        }
+        let parent = TraceParent::from_headers(headers);
+        if let Some(tp) = &parent {
+            span.record("trace_id", tracing::field::display(tp.trace_id_hex()));
+        }
+        if let Some(hook) = trace_context::hook() {
+            // Named `METHOD ROUTE` (the method alone when no route matched), as exporters
+            // expect of a server span; recorded only when exporting, since in plain logs the
+            // name would only repeat the method and route.
+            match route {
+                Some(route) => span.record("otel.name", format_args!("{} {route}", req.method())),
+                None => span.record("otel.name", req.method().as_str()),
+            };
+            span.record("otel.kind", "server");
+            if let Some(tp) = &parent {
+                hook.set_parent(&span, tp);
+            }
+        }
+        span
+    }
+}
+
+impl<B> OnResponse<B> for RequestSpan {
+    fn on_response(
+        self,
+        resp: &axum::http::Response<B>,
+        latency: std::time::Duration,
+        span: &Span,
+    ) {
+        // For the exported span only: no log line of the request follows its answer (the
+        // debug line below names the status itself), so plain logging skips the work.
+        if trace_context::hook().is_some() {
+            let status = resp.status();
+            span.record("http.response.status_code", status.as_u16());
+            // A server span is in error only for a 5xx: a 4xx is the client's mistake.
+            if status.is_server_error() {
+                span.record("otel.status_code", "error");
+            }
+        }
+        DefaultOnResponse::default().on_response(resp, latency, span);
+    }
 }
 
 /// Makes a random (v4) UUID per request from the thread's userspace RNG. tower-http's
@@ -71,18 +159,25 @@ async fn count_requests(State(st): State<AppState>, req: Request, next: Next) ->
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     // Only standard methods become label values, so odd clients cannot add series.
-    let method = match *req.method() {
-        Method::GET
-        | Method::POST
-        | Method::DELETE
-        | Method::PUT
-        | Method::PATCH
-        | Method::HEAD => req.method().as_str().to_string(),
-        _ => "other".to_string(),
+    let method: &'static str = match *req.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        _ => "other",
     };
+    // Until the handler's answer is ready: a long poll counts its wait, and a streamed body
+    // (the event stream) only its start.
+    let started = std::time::Instant::now();
     let resp = next.run(req).await;
-    st.metrics()
-        .http_request(&route, &method, resp.status().as_u16());
+    st.metrics().http_request(
+        route,
+        method,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     resp
 }
 

@@ -11,12 +11,16 @@
 //! - [`extract`]: path and query extractors with JSON rejections.
 //! - [`routes`]: the route table and handlers, one file per concept.
 //! - [`layers`]: request id, tracing, request counter, panic catcher, cross-origin guard.
+//! - [`trace_context`]: W3C `traceparent`, job fields on spans, the trace exporter's hook.
+//! - [`events`]: the live event stream (tailer, history, fan-out).
 //! - [`workers`]: the in-memory registry behind `GET /v1/workers`.
-//! - [`metrics`]: the Prometheus registry.
+//! - [`metrics`]: the Prometheus registry, and the recent activity behind `GET /v1/stats`.
+//! - [`timed_store`]: the `Store` wrapper that times every store call.
 //! - [`openapi`]: the generated OpenAPI document.
 //! - [`maintenance`]: promoter, rescuer, pruner, scheduler.
 //! - [`shutdown`]: the shutdown signal.
 //! - [`state`]: [`AppState`], shared by the handlers.
+//! - [`ui`]: the web UI, embedded from `web/` and served at `/`.
 //!
 //! Entry points: [`serve`] runs the server on a listener until a shutdown future completes;
 //! [`app`] builds the router alone, for tests without a socket.
@@ -24,6 +28,7 @@
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod explain;
 pub mod extract;
 pub mod layers;
@@ -33,6 +38,9 @@ pub mod openapi;
 pub mod routes;
 pub mod shutdown;
 pub mod state;
+pub mod timed_store;
+pub mod trace_context;
+pub mod ui;
 pub mod workers;
 
 use std::sync::Arc;
@@ -54,8 +62,8 @@ pub fn app(state: AppState) -> axum::Router {
 
 /// Serves the API on `listener` until `shutdown` completes, then stops in order: `/readyz`
 /// turns 503 and waiting long polls answer empty at once; after `shutdown_drain_ms` no new
-/// connection is accepted and requests in flight finish; the maintenance services stop; the
-/// store is flushed and closed.
+/// connection is accepted and requests in flight finish (within `shutdown_timeout_ms`); the
+/// maintenance services stop; the store is flushed and closed.
 ///
 /// Refuses a non-loopback listener unless `config.insecure` (there are no API keys yet).
 pub async fn serve(
@@ -80,11 +88,30 @@ pub async fn serve(
 
     let signal = Shutdown::new();
     let state = AppState::with_shutdown(config.clone(), store.clone(), signal.clone());
+    // From here on every store call goes through the state's timed store, so the maintenance
+    // services and everything else started below are timed like the handlers.
+    let store = state.store().clone();
     let mut services = maintenance::Services::start(
         store.clone(),
         &config,
         config.node_id.clone(),
         state.metrics().clone(),
+        signal.child_token(),
+    );
+    // Read before the first request is accepted, so every event after it reaches the
+    // subscribers as news.
+    let started_after = match store.events_last_seq().await {
+        Ok(seq) => Some(seq),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the event log failed; the event stream retries");
+            None
+        }
+    };
+    let tailer = events::EventTailer::start(
+        store.clone(),
+        state.events().clone(),
+        config.events.clone(),
+        started_after,
         signal.child_token(),
     );
     tracing::info!(%addr, "hopper server listening");
@@ -108,12 +135,28 @@ pub async fn serve(
             tracing::debug!(error = %e, "setting TCP_NODELAY failed");
         }
     });
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(begin)
-        .await;
+    let graceful = axum::serve(listener, app(state)).with_graceful_shutdown(begin);
+    let cutoff = {
+        let signal = signal.clone();
+        let limit = drain + Duration::from_millis(config.shutdown_timeout_ms);
+        async move {
+            signal.wait().await;
+            tokio::time::sleep(limit).await;
+        }
+    };
+    let served = tokio::select! {
+        served = graceful => served,
+        _ = cutoff => {
+            // Dropping the server stops accepting; the connections still open end with the
+            // process (or the runtime).
+            tracing::warn!("requests still in flight after the shutdown timeout; stopping anyway");
+            Ok(())
+        }
+    };
     // Also when serving failed on its own: everything below must still run.
     signal.begin();
     services.stop().await;
+    let _ = tailer.await;
     let closed = store.close().await;
     served?;
     closed.map_err(ServerError::StoreClose)?;

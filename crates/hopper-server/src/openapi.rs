@@ -5,7 +5,9 @@ use std::sync::OnceLock;
 
 use utoipa::OpenApi;
 
-use crate::routes::{jobs, leases, ops, outcomes, queues, schedules, workers};
+use crate::routes::{
+    bulk, dead_letters, events, jobs, leases, ops, outcomes, queues, schedules, stats, workers,
+};
 
 /// The API description. Schemas referenced by the paths are collected automatically.
 #[derive(OpenApi)]
@@ -25,6 +27,7 @@ use crate::routes::{jobs, leases, ops, outcomes, queues, schedules, workers};
         jobs::delete_job,
         jobs::job_events,
         jobs::explain_job,
+        bulk::bulk_jobs,
         leases::lease,
         outcomes::heartbeat,
         outcomes::complete,
@@ -48,6 +51,12 @@ use crate::routes::{jobs, leases, ops, outcomes, queues, schedules, workers};
         schedules::resume_schedule,
         schedules::trigger_schedule,
         workers::list_workers,
+        events::events_sse,
+        events::events_ws,
+        dead_letters::list_dead_letters,
+        dead_letters::retry_dead_letters,
+        dead_letters::purge_dead_letters,
+        stats::stats,
         ops::healthz,
         ops::readyz,
         ops::metrics,
@@ -58,6 +67,8 @@ use crate::routes::{jobs, leases, ops, outcomes, queues, schedules, workers};
         (name = "workers", description = "Workers: lease, heartbeat, report outcomes"),
         (name = "queues", description = "Queues: counts, pause, resume, bulk retry and purge"),
         (name = "schedules", description = "Cron schedules: define, pause, resume, trigger"),
+        (name = "events", description = "The live stream of job transitions (SSE and WebSocket)"),
+        (name = "dead-letters", description = "Dead jobs grouped by queue and error: list, retry, purge"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -94,6 +105,11 @@ mod tests {
             "/v1/acks",
             "/v1/queues/{name}/jobs",
             "/v1/workers",
+            "/v1/stats",
+            "/v1/jobs/bulk",
+            "/v1/dead-letters",
+            "/v1/dead-letters/retry",
+            "/v1/dead-letters/purge",
             "/v1/schedules",
             "/v1/schedules/{name}",
             "/v1/schedules/{name}/trigger",

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use hopper_store::Store;
 
 use crate::config::ServerConfig;
+use crate::events::EventHub;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
+use crate::timed_store::TimedStore;
 use crate::workers::WorkerRegistry;
 
 /// The shared state of the HTTP handlers.
@@ -18,7 +20,7 @@ pub struct AppState {
 struct Inner {
     // Limits and policies the handlers enforce.
     config: ServerConfig,
-    // Where jobs live; the only source of truth.
+    // Where jobs live; the only source of truth. Wrapped in a `TimedStore`.
     store: Arc<dyn Store>,
     // Which workers were seen lately: in memory, since it is only a monitoring aid.
     workers: WorkerRegistry,
@@ -26,6 +28,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     // Fired when the server begins to stop.
     shutdown: Shutdown,
+    // Recent job events and their fan-out to event-stream subscribers.
+    events: Arc<EventHub>,
 }
 
 impl AppState {
@@ -41,13 +45,22 @@ impl AppState {
         shutdown: Shutdown,
     ) -> AppState {
         let workers = WorkerRegistry::new(config.worker_seen_window_ms);
+        // Every store call of the server goes through this wrapper, so each is timed.
+        let metrics = Arc::new(Metrics::new());
+        let store: Arc<dyn Store> = Arc::new(TimedStore::new(store, &metrics));
+        let events = Arc::new(EventHub::new(
+            config.events.history,
+            config.events.channel,
+            0,
+        ));
         AppState {
             inner: Arc::new(Inner {
                 config,
                 store,
                 workers,
-                metrics: Arc::new(Metrics::new()),
+                metrics,
                 shutdown,
+                events,
             }),
         }
     }
@@ -70,6 +83,11 @@ impl AppState {
     /// The metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// The event stream's hub.
+    pub fn events(&self) -> &Arc<EventHub> {
+        &self.inner.events
     }
 
     /// The shutdown signal.

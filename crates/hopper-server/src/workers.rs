@@ -6,7 +6,7 @@
 //! when the lease is heartbeated or acked. Entries are dropped once their worker has not been
 //! seen for the window (or their lease ran out), so memory stays bounded by live activity.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use hopper_types::{Job, JobId, Timestamp};
@@ -20,6 +20,16 @@ pub struct SeenWorker {
     pub queues: Vec<String>,
     /// When it last leased, heartbeated or acked.
     pub last_seen_at: Timestamp,
+}
+
+/// How many workers were seen within the window, in all and per queue they poll (for the
+/// metrics; a queue no worker polls is absent).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerCounts {
+    /// Distinct workers seen.
+    pub seen: u64,
+    /// Per queue named in a worker's latest lease request: how many such workers.
+    pub per_queue: BTreeMap<String, u64>,
 }
 
 /// Which workers were seen when, and who holds the leases handed out.
@@ -122,6 +132,24 @@ impl WorkerRegistry {
             .max()
     }
 
+    /// How many workers were seen within the window, in all and per queue.
+    pub fn counts(&self, now: Timestamp) -> WorkerCounts {
+        let mut inner = self.lock();
+        inner.prune(now, self.window_ms);
+        let mut counts = WorkerCounts::default();
+        for s in inner
+            .workers
+            .values()
+            .filter(|s| now.millis_since(s.last_seen) <= self.window_ms)
+        {
+            counts.seen += 1;
+            for q in &s.queues {
+                *counts.per_queue.entry(q.clone()).or_default() += 1;
+            }
+        }
+        counts
+    }
+
     /// Workers seen within the window, by id.
     pub fn recent(&self, now: Timestamp) -> Vec<SeenWorker> {
         let mut inner = self.lock();
@@ -209,5 +237,20 @@ mod tests {
         r.leased("w1", &["q".into()], &[], Timestamp(0));
         assert_eq!(r.recent(Timestamp(60_000)).len(), 1);
         assert!(r.recent(Timestamp(60_001)).is_empty());
+        assert_eq!(r.counts(Timestamp(60_001)), WorkerCounts::default());
+    }
+
+    #[test]
+    fn counts_workers_per_queue_of_their_latest_request() {
+        let r = WorkerRegistry::new(60_000);
+        r.leased("w1", &["a".into(), "b".into()], &[], Timestamp(0));
+        r.leased("w2", &["a".into()], &[], Timestamp(10));
+        // A worker's latest request replaces the queues it is counted for.
+        r.leased("w3", &["c".into()], &[], Timestamp(20));
+        r.leased("w3", &["b".into()], &[], Timestamp(30));
+        let c = r.counts(Timestamp(40));
+        assert_eq!(c.seen, 3);
+        let per: Vec<(&str, u64)> = c.per_queue.iter().map(|(q, n)| (q.as_str(), *n)).collect();
+        assert_eq!(per, vec![("a", 2), ("b", 2)]);
     }
 }

@@ -157,10 +157,10 @@ fn record(batch: &[Ack], results: &[AckResult], stats: &WorkerStats) {
         if code == crate::ErrorCode::LeaseLost.as_str() {
             // The server already ended this lease (expiry or timeout) and may have given the
             // job to someone else: our outcome must not and does not count.
-            tracing::warn!(job = %ack.id, outcome = outcome_name(&ack.outcome),
+            tracing::warn!(job_id = %ack.id, outcome = outcome_name(&ack.outcome),
                 "lease lost before the outcome was recorded");
         } else {
-            tracing::error!(job = %ack.id, outcome = outcome_name(&ack.outcome), code, message,
+            tracing::error!(job_id = %ack.id, outcome = outcome_name(&ack.outcome), code, message,
                 "the server refused an outcome");
         }
     }
@@ -173,7 +173,8 @@ fn record(batch: &[Ack], results: &[AckResult], stats: &WorkerStats) {
     }
 }
 
-fn outcome_name(o: &AckOutcome) -> &'static str {
+/// The wire name of an outcome, for log lines and spans.
+pub(crate) fn outcome_name(o: &AckOutcome) -> &'static str {
     match o {
         AckOutcome::Completed { .. } => "completed",
         AckOutcome::Failed { .. } => "failed",

@@ -90,15 +90,21 @@ impl Client {
     ///
     /// A job without an `idempotency_key` gets a fresh random one, which makes retrying safe:
     /// transport errors and `503 unavailable` are retried per the client's [`RetryPolicy`].
+    /// With feature `otel`, the current span's trace context goes along as the `traceparent`
+    /// header, which the server gives the job unless it names a `traceparent` of its own.
     pub async fn enqueue(&self, mut req: EnqueueRequest) -> Result<Job, Error> {
         if req.idempotency_key.is_none() {
             req.idempotency_key = Some(Uuid::new_v4().to_string());
         }
         let body = encode(&req)?;
         let url = self.url(&["v1", "jobs"]);
+        let traceparent = current_traceparent();
         self.enqueue_retry
             .run("enqueue", || {
-                self.call(self.request(Method::POST, url.clone()).body(body.clone()))
+                self.call(with_traceparent(
+                    self.request(Method::POST, url.clone()).body(body.clone()),
+                    traceparent.as_deref(),
+                ))
             })
             .await
     }
@@ -118,10 +124,14 @@ impl Client {
         }
         let body = encode(&Batch { jobs: &jobs })?;
         let url = self.url(&["v1", "jobs", "batch"]);
+        let traceparent = current_traceparent();
         let answer: JobsBody = self
             .enqueue_retry
             .run("batch enqueue", || {
-                self.call(self.request(Method::POST, url.clone()).body(body.clone()))
+                self.call(with_traceparent(
+                    self.request(Method::POST, url.clone()).body(body.clone()),
+                    traceparent.as_deref(),
+                ))
             })
             .await?;
         Ok(answer.jobs)
@@ -462,6 +472,28 @@ impl Client {
 #[derive(Serialize)]
 struct TokenBody<'a> {
     lease_token: &'a str,
+}
+
+/// The trace context an enqueue hands on: the current span's, when it is part of an
+/// OpenTelemetry trace (feature `otel`). The server gives it to jobs that name no
+/// `traceparent` of their own.
+fn current_traceparent() -> Option<String> {
+    #[cfg(feature = "otel")]
+    {
+        crate::trace::current_traceparent()
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        None
+    }
+}
+
+/// Adds the `traceparent` header when there is one.
+fn with_traceparent(req: RequestBuilder, traceparent: Option<&str>) -> RequestBuilder {
+    match traceparent {
+        Some(tp) => req.header("traceparent", tp),
+        None => req,
+    }
 }
 
 fn encode(body: &impl Serialize) -> Result<Vec<u8>, Error> {

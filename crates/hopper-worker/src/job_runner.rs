@@ -19,11 +19,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, Span};
 
-use crate::acker::Acker;
+use crate::acker::{Acker, outcome_name};
 use crate::context::CancelReason;
 use crate::outcome::{KIND_PANIC, KIND_TIMEOUT, KIND_UNKNOWN_KIND};
 use crate::stats::WorkerStats;
+use crate::trace::job_span;
 use crate::wire::{Ack, AckOutcome};
 use crate::worker::{Handlers, WorkerConfig};
 use crate::{Client, JobContext, Outcome};
@@ -63,11 +65,17 @@ pub(crate) struct Runner {
 }
 
 impl Runner {
-    /// Runs one leased job to its report. The caller counted it in `waiting`.
-    pub(crate) async fn run(&self, mut job: Job) {
+    /// Runs one leased job to its report, inside the job's span (see [`crate::trace`]). The
+    /// caller counted it in `waiting`.
+    pub(crate) async fn run(&self, job: Job) {
+        let span = job_span(&job);
+        self.run_job(job).instrument(span).await
+    }
+
+    async fn run_job(&self, mut job: Job) {
         let received = Instant::now();
         let Some(token) = job.lease_token.take() else {
-            tracing::error!(job = %job.id, "leased job without a lease token; skipping it");
+            tracing::error!(job_id = %job.id, "leased job without a lease token; skipping it");
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return;
         };
@@ -87,7 +95,7 @@ impl Runner {
                 // Nothing ran, so nothing to stop: the job ends cancelled as asked.
                 LeaseNews::CancelRequested => Verdict::Report(Outcome::Cancelled),
                 LeaseNews::Lost => {
-                    tracing::warn!(job = %id, "lease lost while waiting for a run slot");
+                    tracing::warn!(job_id = %id, "lease lost while waiting for a run slot");
                     Verdict::Lost
                 }
             }),
@@ -111,6 +119,7 @@ impl Runner {
             deadline,
         );
         self.stats.record_started();
+        tracing::debug!(job_id = %id, "handler started");
         let verdict = self.supervise(&ctx, &mut heartbeat).await;
         drop(permit);
         self.report(id, token, verdict).await;
@@ -159,14 +168,14 @@ impl Runner {
                 _ = token.cancelled(), if cancel_deadline.is_none() => {
                     match ctx.cancel_reason() {
                         Some(CancelReason::LeaseLost) => {
-                            tracing::warn!(job = %ctx.id(), "lease lost while running; stopping the handler");
+                            tracing::warn!(job_id = %ctx.id(), "lease lost while running; stopping the handler");
                             return Verdict::Lost;
                         }
                         _ => cancel_deadline = Some(Instant::now() + self.config.cancel_grace),
                     }
                 }
                 _ = sleep_until(cancel_deadline.unwrap_or_else(Instant::now)), if cancel_deadline.is_some() => {
-                    tracing::info!(job = %ctx.id(), "the handler did not stop after the cancel; dropping it");
+                    tracing::info!(job_id = %ctx.id(), "the handler did not stop after the cancel; dropping it");
                     return Verdict::Report(Outcome::Cancelled);
                 }
                 news = heartbeat.news() => match news {
@@ -177,16 +186,25 @@ impl Runner {
         }
     }
 
-    /// Queues the verdict for the flusher.
+    /// Queues the verdict for the flusher, and records it on the job's span.
     async fn report(&self, id: hopper_types::JobId, lease_token: String, verdict: Verdict) {
+        let span = Span::current();
         let outcome = match verdict {
             Verdict::Lost => {
+                span.record("outcome", "lost");
+                tracing::debug!(job_id = %id, outcome = "lost", "job finished");
                 self.stats.record_undelivered(1);
                 return;
             }
             Verdict::Release => AckOutcome::Released,
             Verdict::Report(o) => o.into_report(),
         };
+        let name = outcome_name(&outcome);
+        span.record("outcome", name);
+        if matches!(outcome, AckOutcome::Failed { .. }) {
+            span.record("otel.status_code", "error");
+        }
+        tracing::debug!(job_id = %id, outcome = name, "job finished");
         self.acker
             .push(Ack {
                 id,

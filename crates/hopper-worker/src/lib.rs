@@ -32,7 +32,8 @@
 //!         // No retry will fix this address.
 //!         return Ok(Outcome::fail_permanently(format!("bad address {}", args.to)));
 //!     }
-//!     tracing::info!(job = %ctx.id(), attempt = ctx.attempt(), "sending to {}", args.to);
+//!     // Logged inside the job's span, so the line also carries job_id, trace_id, kind, queue.
+//!     tracing::info!(attempt = ctx.attempt(), "sending to {}", args.to);
 //!     Ok(Outcome::complete_with(&serde_json::json!({"sent_to": args.to})))
 //! }
 //!
@@ -59,6 +60,8 @@
 //!   `acker` (batched outcomes) are its parts.
 //! - [`handler`], [`outcome`], [`context`]: what handler authors use.
 //! - [`stats`]: live counters; [`shutdown`]: the SIGTERM/SIGINT future.
+//! - [`trace`]: the `job` span each handler runs in; with feature `otel`, a child of the job's
+//!   `traceparent` in OpenTelemetry, and enqueues carry the current trace context.
 //! - `postgres` (feature `postgres`): enqueue inside the application's own PostgreSQL
 //!   transaction, so a job exists if and only if the application's data was committed.
 
@@ -75,6 +78,7 @@ pub mod postgres;
 pub mod retry;
 pub mod shutdown;
 pub mod stats;
+pub mod trace;
 pub mod wire;
 pub mod worker;
 

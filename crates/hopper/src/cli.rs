@@ -28,6 +28,18 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The trace export the command asks for: the collector endpoint and the default service
+    /// name. Only the long-running commands export.
+    pub fn otlp(&self) -> Option<(&str, &'static str)> {
+        match &self.command {
+            Command::Server(a) => a.otlp.endpoint().map(|e| (e, "hopper-server")),
+            Command::Worker(a) => a.otlp.endpoint().map(|e| (e, "hopper-worker")),
+            _ => None,
+        }
+    }
+}
+
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -106,6 +118,29 @@ pub struct ServerArgs {
     /// can enqueue and run jobs).
     #[arg(long)]
     pub insecure: bool,
+
+    #[command(flatten)]
+    pub otlp: OtlpArgs,
+}
+
+/// Trace export, shared by `hopper server` and `hopper worker`.
+#[derive(Debug, Clone, Args)]
+pub struct OtlpArgs {
+    /// Export traces over OTLP/HTTP (protobuf) to this collector base URL (spans go to
+    /// URL/v1/traces); service name `hopper-server` or `hopper-worker` unless
+    /// OTEL_SERVICE_NAME says otherwise. Without it nothing is exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl OtlpArgs {
+    /// The endpoint, unless absent or empty (an empty variable means "not configured").
+    pub fn endpoint(&self) -> Option<&str> {
+        self.otlp_endpoint
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+    }
 }
 
 /// The store's durability setting.
@@ -183,6 +218,9 @@ pub struct WorkerArgs {
     /// The id shown by `hopper workers` (default `host:pid-N`).
     #[arg(long)]
     pub worker_id: Option<String>,
+
+    #[command(flatten)]
+    pub otlp: OtlpArgs,
 }
 
 /// `hopper enqueue`.
@@ -450,6 +488,10 @@ pub struct BenchArgs {
     /// W3: spread the jobs over this many concurrency and fairness keys (`k0`, `k1`, ...).
     #[arg(long, default_value_t = 0)]
     pub keys: u64,
+    /// W3: keep this many unfiltered event-stream subscribers (`GET /v1/events`) reading
+    /// throughout, to measure what the live stream costs.
+    #[arg(long, default_value_t = 0)]
+    pub subscribers: usize,
 }
 
 /// The benchmark workloads that `hopper bench` implements.
@@ -552,6 +594,30 @@ mod tests {
             ("./a", "sqlite:b", 500)
         );
         assert!(Cli::try_parse_from(["hopper", "migrate", "--from", "./a"]).is_err());
+    }
+
+    #[test]
+    fn server_and_worker_take_an_otlp_endpoint() {
+        let cli = Cli::try_parse_from([
+            "hopper",
+            "server",
+            "--otlp-endpoint",
+            "http://127.0.0.1:4318",
+        ])
+        .unwrap();
+        assert_eq!(cli.otlp(), Some(("http://127.0.0.1:4318", "hopper-server")));
+        let cli = Cli::try_parse_from([
+            "hopper",
+            "worker",
+            "--exec",
+            "--otlp-endpoint",
+            "http://c:4318",
+        ])
+        .unwrap();
+        assert_eq!(cli.otlp(), Some(("http://c:4318", "hopper-worker")));
+        let cli = Cli::try_parse_from(["hopper", "server", "--otlp-endpoint", " "]).unwrap();
+        assert_eq!(cli.otlp(), None);
+        assert!(Cli::try_parse_from(["hopper", "jobs", "ls", "--otlp-endpoint", "x"]).is_err());
     }
 
     #[test]

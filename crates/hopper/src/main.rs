@@ -6,7 +6,8 @@
 //! - [`stores`]: the stores a command line names (data directories, PostgreSQL URLs).
 //! - [`exec`]: `hopper worker --exec`, jobs as child processes.
 //! - [`bench`]: `hopper bench`, the workloads of the benchmarks.
-//! - [`output`], [`table`]: human and JSON output; [`logging`]: logs on stderr.
+//! - [`output`], [`table`]: human and JSON output; [`logging`]: logs on stderr;
+//!   [`telemetry`]: trace export over OTLP (`--otlp-endpoint`).
 //!
 //! Exit status: 0 on success (and after a graceful shutdown on SIGTERM/SIGINT), 1 on any
 //! error (printed on stderr), 2 for a usage error.
@@ -19,6 +20,7 @@ mod logging;
 mod output;
 mod stores;
 mod table;
+mod telemetry;
 
 use std::process::ExitCode;
 
@@ -31,7 +33,6 @@ use commands::Ctx;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let long_running = matches!(cli.command, Command::Server(_) | Command::Worker(_));
-    logging::init(cli.log_format, if long_running { "info" } else { "warn" });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -39,6 +40,27 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Only with an endpoint: otherwise no exporter, thread or subscriber layer exists.
+    let exporter = match cli.otlp() {
+        None => None,
+        Some((endpoint, service)) => {
+            match telemetry::Exporter::start(endpoint, service, runtime.handle().clone()) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    logging::init(
+        cli.log_format,
+        if long_running { "info" } else { "warn" },
+        exporter.as_ref().map(telemetry::Exporter::layer),
+    );
+    if let Some(e) = &exporter {
+        tracing::info!(url = %e.url(), "exporting traces");
+    }
     // Spawned rather than run on the main thread: the command then shares a worker thread
     // with the connection tasks it talks through, instead of every request and answer
     // crossing between the main thread and a worker (a futex wake each way).
@@ -47,6 +69,10 @@ fn main() -> ExitCode {
             .await
             .unwrap_or_else(|e| Err(anyhow::anyhow!("the command panicked: {e}")))
     });
+    // While the runtime still runs: the last export requests run on it.
+    if let Some(e) = exporter {
+        e.shutdown();
+    }
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -189,3 +189,45 @@ async fn sigterm_to_the_server_exits_0() {
     server.enqueue(&["k"]);
     assert!(server.stop().success());
 }
+
+/// The command gets the job's traceparent as `TRACEPARENT`, whether the producer gave it as
+/// the job's field or as the enqueue request's header; a job without one gives none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_gets_the_jobs_traceparent() {
+    const FIELD: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const HEADER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    let server = Server::start();
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for (body, header) in [
+        (
+            serde_json::json!({"kind": "tp", "traceparent": FIELD}),
+            None,
+        ),
+        (serde_json::json!({"kind": "tp"}), Some(HEADER)),
+        (serde_json::json!({"kind": "tp"}), None),
+    ] {
+        let mut req = http.post(format!("{}/v1/jobs", server.url)).json(&body);
+        if let Some(h) = header {
+            req = req.header("traceparent", h);
+        }
+        let job: hopper_worker::Job = req.send().await.unwrap().json().await.unwrap();
+        ids.push(job.id);
+    }
+    let mut worker = server.spawn_worker(&[
+        "--exec",
+        "--command",
+        r#"tp=sh -c 'printf %s "$TRACEPARENT"'"#,
+    ]);
+    let client = server.client();
+    for (id, expected) in ids.into_iter().zip([FIELD, HEADER, ""]) {
+        let job = wait_state(&client, id, JobState::Completed, LONG).await;
+        assert_eq!(
+            job.result.map(|r| r.get().to_string()),
+            Some(format!("\"{expected}\"")),
+            "{}",
+            worker.stderr()
+        );
+    }
+    assert!(worker.terminate(LONG).success());
+}

@@ -1,7 +1,7 @@
 //! The SDK against a real server (the `hopper` binary): typed handlers, every `Outcome`, errors,
 //! panics, bad args, timeouts, cancellation through heartbeats, leases kept (and cancels heard)
-//! while jobs wait for a run slot, progress, graceful shutdown, and the client's error codes
-//! and idempotent enqueue.
+//! while jobs wait for a run slot, progress, graceful shutdown, the client's error codes and
+//! idempotent enqueue, and the producer's traceparent (body field or header) in the handler.
 
 mod common;
 
@@ -408,6 +408,67 @@ async fn a_cancel_reaches_a_job_waiting_for_a_slot() {
 
     client.cancel(runner).await.unwrap();
     wait_state(&client, runner, JobState::Cancelled, LONG).await;
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+}
+
+/// A `traceparent` given at enqueue as a header reaches `ctx.traceparent()` of jobs that name
+/// none of their own, single and batched; a job's own field wins over the header; a malformed
+/// header is ignored, not refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traceparent_header_reaches_the_handler() {
+    const HEADER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let server = Server::start();
+    let client = server.client();
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: serde_json::Value, traceparent: &str| {
+        http.post(format!("{}{path}", server.url))
+            .header("traceparent", traceparent)
+            .json(&body)
+            .send()
+    };
+    let complete = json!({"kind": "act", "queue": "sdk", "args": {"what": "complete"}});
+    let mut own = complete.clone();
+    own["traceparent"] = json!(TRACEPARENT);
+
+    let resp = post("/v1/jobs", complete.clone(), HEADER).await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let from_header: Job = resp.json().await.unwrap();
+    let resp = post("/v1/jobs", own.clone(), HEADER).await.unwrap();
+    let own_field: Job = resp.json().await.unwrap();
+    let resp = post("/v1/jobs", complete.clone(), "00-not-a-trace-01")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let bad_header: Job = resp.json().await.unwrap();
+    let resp = post("/v1/jobs/batch", json!({"jobs": [complete, own]}), HEADER)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let batch: serde_json::Value = resp.json().await.unwrap();
+    let batch: Vec<Job> = serde_json::from_value(batch["jobs"].clone()).unwrap();
+
+    let worker = Worker::builder(client.clone())
+        .queues(["sdk"])
+        .register("act", act)
+        .build()
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
+    for (job, expected) in [
+        (&from_header, Some(HEADER)),
+        (&own_field, Some(TRACEPARENT)),
+        (&bad_header, None),
+        (&batch[0], Some(HEADER)),
+        (&batch[1], Some(TRACEPARENT)),
+    ] {
+        assert_eq!(job.traceparent.as_deref(), expected, "{job:#?}");
+        let done = wait_state(&client, job.id, JobState::Completed, LONG).await;
+        let result: serde_json::Value = serde_json::from_str(done.result.unwrap().get()).unwrap();
+        assert_eq!(result["traceparent"], json!(expected), "{result}");
+    }
     let _ = stop.send(());
     running.await.unwrap().unwrap();
 }

@@ -114,3 +114,9 @@ async def async_progress(ctx, value):
 def shout(word):
     """Run by the exec worker in the interop tests (`shout=echo {word}`)."""
     return word.upper()
+
+
+@app.task(bind=True)
+def traceparent_of(ctx):
+    """Answers the W3C trace context the job carried."""
+    return ctx.traceparent

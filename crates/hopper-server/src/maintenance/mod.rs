@@ -114,11 +114,15 @@ async fn run_all(
 ) {
     let promoter = Promoter::new(store.clone(), config.maintenance.promoter.clone());
     let rescuer = Rescuer::new(store.clone(), config.maintenance.rescuer.clone());
+    let enqueued = metrics.clone();
     let scheduler = Scheduler::new(
         store.clone(),
         config.maintenance.scheduler.clone(),
         config.limits.clone(),
-    );
+    )
+    .on_enqueued(move |job| enqueued.job_enqueued(job));
+    // The rescue's time, for the metrics' recent activity.
+    let clock = store.clone();
     let pruner = Pruner::new(
         store,
         config.maintenance.pruner.clone(),
@@ -130,7 +134,7 @@ async fn run_all(
         (
             "rescuer",
             tokio::spawn(rescuer.run(stop.clone(), move |r: &RescueReport| {
-                metrics.leases_rescued(&r.jobs)
+                metrics.leases_rescued(&r.jobs, clock.clock().now())
             })),
         ),
         ("pruner", tokio::spawn(pruner.run(stop.clone()))),

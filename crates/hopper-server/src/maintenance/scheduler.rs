@@ -21,7 +21,7 @@ use std::time::Duration;
 use hopper_store::{ScheduleFire, ScheduleFireOutcome, Store, StoreError};
 use hopper_types::cron::due_ticks;
 use hopper_types::schedule::Schedule;
-use hopper_types::{Limits, Timestamp};
+use hopper_types::{Job, Limits, Timestamp};
 use tokio_util::sync::CancellationToken;
 
 use super::{ERROR_BACKOFF, jitter, sleep_or_stop};
@@ -102,11 +102,15 @@ pub struct ScheduleReport {
     pub next_fire_at: Option<Timestamp>,
 }
 
+/// Told of each job a fire created (not of duplicates): the server counts them in its metrics.
+type EnqueuedObserver = Arc<dyn Fn(&Job) + Send + Sync>;
+
 /// The scheduler service.
 pub struct Scheduler {
     store: Arc<dyn Store>,
     config: SchedulerConfig,
     limits: Limits,
+    on_enqueued: Option<EnqueuedObserver>,
 }
 
 impl Scheduler {
@@ -116,7 +120,15 @@ impl Scheduler {
             store,
             config,
             limits,
+            on_enqueued: None,
         }
+    }
+
+    /// Calls `observe` with each job a fire creates (duplicates matched by their key are not
+    /// new jobs and are not passed).
+    pub fn on_enqueued(mut self, observe: impl Fn(&Job) + Send + Sync + 'static) -> Scheduler {
+        self.on_enqueued = Some(Arc::new(observe));
+        self
     }
 
     /// Fires every due tick of every due schedule now (by the store's clock).
@@ -198,6 +210,9 @@ impl Scheduler {
                             report.duplicates += 1;
                         } else {
                             report.enqueued += 1;
+                            if let (Some(observe), Some(job)) = (&self.on_enqueued, &j.job) {
+                                observe(job);
+                            }
                         }
                     }
                     if skipped > 0 {

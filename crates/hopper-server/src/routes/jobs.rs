@@ -14,6 +14,7 @@ use crate::body::{JsonBody, OptionalJsonBody};
 use crate::error::{ApiError, ErrorBody, json_response};
 use crate::extract::{JobIdPath, QueryPairs};
 use crate::state::AppState;
+use crate::trace_context::{self, TraceParentHeader, job_trace_id};
 
 /// Recorded as the actor of changes made through these endpoints.
 const ACTOR: &str = "api";
@@ -84,7 +85,7 @@ fn answer_of(st: &AppState, ins: Inserted) -> Enqueued {
             if ins.duplicate {
                 job.duplicate = Some(true);
             } else {
-                st.metrics().job_enqueued(&job.queue);
+                st.metrics().job_enqueued(&job);
             }
             Enqueued::Job(Box::new(job.without_token()))
         }
@@ -92,6 +93,23 @@ fn answer_of(st: &AppState, ins: Inserted) -> Enqueued {
             id: ins.id,
             duplicate: true,
         },
+    }
+}
+
+/// The debug line of one enqueued job (a duplicate's key matched an existing job).
+fn log_enqueued(answer: &Enqueued) {
+    match answer {
+        Enqueued::Job(job) => tracing::debug!(
+            job_id = %job.id,
+            trace_id = job_trace_id(job),
+            queue = %job.queue,
+            kind = %job.kind,
+            duplicate = job.duplicate.unwrap_or(false),
+            "job enqueued"
+        ),
+        Enqueued::Forgotten { id, .. } => {
+            tracing::debug!(job_id = %id, duplicate = true, "job enqueued")
+        }
     }
 }
 
@@ -105,8 +123,10 @@ fn answer_of(st: &AppState, ins: Inserted) -> Enqueued {
         (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn enqueue(
     State(st): State<AppState>,
-    JsonBody(req): JsonBody<EnqueueRequest>,
+    TraceParentHeader(header): TraceParentHeader,
+    JsonBody(mut req): JsonBody<EnqueueRequest>,
 ) -> Result<Response, ApiError> {
+    trace_context::adopt(&mut req.traceparent, header.as_ref());
     let new = req.validate(DEFAULT_NAMESPACE, &st.config().limits)?;
     let mut inserted = st
         .store()
@@ -123,7 +143,12 @@ pub async fn enqueue(
     } else {
         StatusCode::CREATED
     };
-    Ok(json_response(status, &answer_of(&st, ins)))
+    let answer = answer_of(&st, ins);
+    if let Enqueued::Job(job) = &answer {
+        trace_context::record_job(job);
+    }
+    log_enqueued(&answer);
+    Ok(json_response(status, &answer))
 }
 
 /// Enqueue up to 1000 jobs atomically.
@@ -135,8 +160,14 @@ pub async fn enqueue(
         (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn enqueue_batch(
     State(st): State<AppState>,
-    JsonBody(req): JsonBody<BatchRequest>,
+    TraceParentHeader(header): TraceParentHeader,
+    JsonBody(mut req): JsonBody<BatchRequest>,
 ) -> Result<Response, ApiError> {
+    if let Some(tp) = &header {
+        for job in &mut req.jobs {
+            trace_context::adopt(&mut job.traceparent, Some(tp));
+        }
+    }
     if req.jobs.is_empty() || req.jobs.len() > MAX_BATCH {
         return Err(ApiError::invalid(
             "jobs",
@@ -182,7 +213,10 @@ pub async fn enqueue_batch(
             inserted.len()
         )));
     }
-    let jobs = inserted.into_iter().map(|i| answer_of(&st, i)).collect();
+    let jobs: Vec<Enqueued> = inserted.into_iter().map(|i| answer_of(&st, i)).collect();
+    for answer in &jobs {
+        log_enqueued(answer);
+    }
     Ok(json_response(StatusCode::CREATED, &BatchAnswer { jobs }))
 }
 
@@ -194,6 +228,7 @@ pub async fn get_job(
     State(st): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<Response, ApiError> {
+    trace_context::record_job_id(id);
     let job = st.store().job_get(&JobRef::default_ns(id)).await?;
     Ok(json_response(StatusCode::OK, &job.without_token()))
 }
@@ -292,12 +327,13 @@ pub async fn cancel_job(
     JobIdPath(id): JobIdPath,
     OptionalJsonBody(_): OptionalJsonBody<EmptyBody>,
 ) -> Result<Response, ApiError> {
+    trace_context::record_job_id(id);
     let job = st
         .store()
         .job_cancel(&JobRef::default_ns(id), ACTOR)
         .await?;
     if job.state == JobState::Cancelled {
-        st.metrics().job_cancelled(&job.queue);
+        st.metrics().job_cancelled(&job);
     }
     Ok(json_response(StatusCode::OK, &job.without_token()))
 }
@@ -312,6 +348,7 @@ pub async fn retry_job(
     JobIdPath(id): JobIdPath,
     OptionalJsonBody(_): OptionalJsonBody<EmptyBody>,
 ) -> Result<Response, ApiError> {
+    trace_context::record_job_id(id);
     let job = st.store().job_retry(&JobRef::default_ns(id), ACTOR).await?;
     Ok(json_response(StatusCode::OK, &job.without_token()))
 }
@@ -324,6 +361,7 @@ pub async fn delete_job(
     State(st): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<Response, ApiError> {
+    trace_context::record_job_id(id);
     st.store().job_delete(&JobRef::default_ns(id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -337,6 +375,7 @@ pub async fn explain_job(
     State(st): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<Response, ApiError> {
+    trace_context::record_job_id(id);
     let wait = st.store().job_explain(&JobRef::default_ns(id)).await?;
     let now = st.store().clock().now();
     let last_poll = st.workers().last_poll(&wait.job.queue, now);
@@ -352,6 +391,7 @@ pub async fn job_events(
     State(st): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<Response, ApiError> {
+    trace_context::record_job_id(id);
     let events = st.store().job_events(&JobRef::default_ns(id)).await?;
     Ok(json_response(StatusCode::OK, &EventsAnswer { events }))
 }

@@ -4,6 +4,9 @@
 //! interval: the listener is armed *before* each attempt to lease, so an enqueue that commits
 //! between "found nothing" and "wait" still wakes us, and an idle worker gets a new job within
 //! milliseconds. Shutdown ends every wait at once with an empty answer.
+//!
+//! Each leased job keeps its `traceparent` in the answer (the worker's handler span continues
+//! it), and with a trace exporter installed gets a `job.queue_wait` span in its trace.
 
 use std::time::Duration;
 
@@ -17,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::body::JsonBody;
 use crate::error::{ApiError, ErrorBody, json_response};
 use crate::state::AppState;
+use crate::trace_context::{self, job_trace_id};
 
 /// Most queues one lease request may name.
 pub const MAX_QUEUES: usize = 100;
@@ -130,6 +134,18 @@ pub async fn lease(
         .leased(&params.worker_id, &params.queues, &jobs, now);
     for j in &jobs {
         st.metrics().job_leased(j);
+    }
+    for j in &jobs {
+        tracing::debug!(
+            job_id = %j.id,
+            trace_id = job_trace_id(j),
+            queue = %j.queue,
+            kind = %j.kind,
+            attempt = j.attempt,
+            worker_id = %params.worker_id,
+            "job leased"
+        );
+        trace_context::record_queue_wait(j);
     }
     Ok(json_response(StatusCode::OK, &LeaseAnswer { jobs }))
 }

@@ -2,14 +2,19 @@
 //!
 //! Handlers live by concept: [`jobs`] (producers), [`leases`] (the long poll), [`outcomes`]
 //! (what workers report), [`queues`], [`schedules`] (cron schedules), [`workers`], [`ops`]
-//! (health, metrics, OpenAPI).
+//! (health, metrics, OpenAPI), [`events`] (the live event stream), [`bulk`] (one action on many jobs), [`dead_letters`] (dead jobs
+//! grouped by error), [`stats`] (this node's recent activity, for the UI's charts); the web UI's files are served by [`crate::ui`].
 
+pub mod bulk;
+pub mod dead_letters;
+pub mod events;
 pub mod jobs;
 pub mod leases;
 pub mod ops;
 pub mod outcomes;
 pub mod queues;
 pub mod schedules;
+pub mod stats;
 pub mod workers;
 
 use axum::Router;
@@ -23,6 +28,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/jobs", post(jobs::enqueue).get(jobs::list_jobs))
         .route("/v1/jobs/batch", post(jobs::enqueue_batch))
+        .route("/v1/jobs/bulk", post(bulk::bulk_jobs))
         .route("/v1/jobs/{id}", get(jobs::get_job).delete(jobs::delete_job))
         .route("/v1/jobs/{id}/events", get(jobs::job_events))
         .route("/v1/jobs/{id}/explain", get(jobs::explain_job))
@@ -67,6 +73,20 @@ pub fn routes() -> Router<AppState> {
             post(schedules::trigger_schedule),
         )
         .route("/v1/workers", get(workers::list_workers))
+        .route("/v1/stats", get(stats::stats))
+        .route("/v1/events", get(events::events_sse))
+        .route("/v1/events/ws", get(events::events_ws))
+        .route("/v1/dead-letters", get(dead_letters::list_dead_letters))
+        .route(
+            "/v1/dead-letters/retry",
+            post(dead_letters::retry_dead_letters),
+        )
+        .route(
+            "/v1/dead-letters/purge",
+            post(dead_letters::purge_dead_letters),
+        )
+        .route("/", get(crate::ui::index))
+        .route("/ui/{*path}", get(crate::ui::asset))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -49,7 +49,8 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
             Vec::new()
         }
     };
-    let text = st.metrics().render(&queues);
+    let workers = st.workers().counts(st.store().clock().now());
+    let text = st.metrics().render(&queues, &workers);
     let mut resp = (StatusCode::OK, text).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -10,7 +10,7 @@ use axum::response::Response;
 use hopper_store::{AckOutcome, JobAck, JobHeartbeatParams, JobRef};
 use hopper_types::backoff::MAX_BACKOFF_MS;
 use hopper_types::lifecycle::Failure;
-use hopper_types::{Job, JobId, Limits, Timestamp};
+use hopper_types::{Job, JobId, JobState, Limits, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -19,6 +19,7 @@ use crate::error::{ApiError, ErrorBody, ErrorDetail, json_response};
 use crate::extract::JobIdPath;
 use crate::routes::leases::{MAX_LEASE_MS, MIN_LEASE_MS};
 use crate::state::AppState;
+use crate::trace_context::{self, job_trace_id};
 
 /// Most acks in one `POST /v1/acks`.
 pub const MAX_ACKS: usize = 1000;
@@ -102,6 +103,18 @@ pub enum OutcomeName {
     Released,
     /// The worker honoured a cancel.
     Cancelled,
+}
+
+impl OutcomeName {
+    /// The wire name, for log lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeName::Completed => "completed",
+            OutcomeName::Failed => "failed",
+            OutcomeName::Released => "released",
+            OutcomeName::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// One outcome of `POST /v1/acks`.
@@ -216,17 +229,33 @@ fn check_result(
 
 /// Updates metrics and the worker registry after an outcome was applied.
 fn record(st: &AppState, job: &Job, outcome: OutcomeName) {
-    st.workers().acked(job, st.store().clock().now());
+    let now = st.store().clock().now();
+    st.workers().acked(job, now);
     if job.duplicate == Some(true) {
         // A repeat (a worker retrying after a lost answer) changed nothing: count it once.
         return;
     }
     match outcome {
-        OutcomeName::Completed => st.metrics().job_completed(job),
-        OutcomeName::Failed => st.metrics().job_failed(job),
-        OutcomeName::Cancelled => st.metrics().job_cancelled(&job.queue),
+        OutcomeName::Completed => st.metrics().job_completed(job, now),
+        OutcomeName::Failed => st.metrics().job_failed(job, now),
+        OutcomeName::Cancelled => st.metrics().job_cancelled(job),
+        // A release hands the job back, unless a cancel was asked for: then it ends here.
+        OutcomeName::Released if job.state == JobState::Cancelled => {
+            st.metrics().job_cancelled(job)
+        }
         OutcomeName::Released => {}
     }
+}
+
+/// The debug line of an outcome the store recorded.
+fn log_outcome(job: &Job, name: OutcomeName) {
+    tracing::debug!(
+        job_id = %job.id,
+        trace_id = job_trace_id(job),
+        outcome = name.as_str(),
+        state = %job.state,
+        "job outcome recorded"
+    );
 }
 
 /// Applies one outcome and answers the job.
@@ -237,6 +266,7 @@ async fn apply_one(
     name: OutcomeName,
     outcome: AckOutcome,
 ) -> Result<Response, ApiError> {
+    trace_context::record_job_id(id);
     let ack = JobAck {
         job: JobRef::default_ns(id),
         lease_token,
@@ -247,6 +277,8 @@ async fn apply_one(
         .pop()
         .ok_or_else(|| ApiError::internal("job_ack_many returned no result for one ack"))??;
     record(st, &job, name);
+    trace_context::record_job(&job);
+    log_outcome(&job, name);
     Ok(json_response(StatusCode::OK, &job.without_token()))
 }
 
@@ -261,6 +293,7 @@ pub async fn heartbeat(
     JobIdPath(id): JobIdPath,
     JsonBody(req): JsonBody<HeartbeatRequest>,
 ) -> Result<Response, ApiError> {
+    trace_context::record_job_id(id);
     let limits = &st.config().limits;
     if let Some(ms) = req.lease_ms
         && !(MIN_LEASE_MS..=MAX_LEASE_MS).contains(&ms)
@@ -471,6 +504,7 @@ pub async fn acks(
         .map(|((r, id), name)| match r {
             Ok(job) => {
                 record(&st, &job, name);
+                log_outcome(&job, name);
                 AckResult {
                     id,
                     ok: true,

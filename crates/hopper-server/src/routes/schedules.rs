@@ -225,6 +225,6 @@ pub async fn trigger_schedule(
         .pop()
         .and_then(|ins| ins.job)
         .ok_or_else(|| ApiError::internal("job_insert_many returned no job for a fresh key"))?;
-    st.metrics().job_enqueued(&job.queue);
+    st.metrics().job_enqueued(&job);
     Ok(json_response(StatusCode::CREATED, &job.without_token()))
 }

@@ -7,12 +7,17 @@ mod common;
 /// Every server of this binary runs on the embedded store.
 const BACKEND: common::Backend = common::Backend::Sqlite;
 
+mod bulk;
+mod dead_letters;
 mod errors;
+mod events;
 mod flow;
 mod jobs;
 mod leases;
 mod maintenance;
+mod metrics;
 mod ops;
 mod queues;
 mod schedules;
 mod shutdown;
+mod ui;

@@ -59,15 +59,17 @@ async fn metrics_are_exported() {
     );
     let text = r.body.as_str().unwrap().to_string();
     for line in [
-        r#"hopper_jobs_enqueued_total{queue="mq"} 3"#,
-        r#"hopper_jobs_completed_total{queue="mq"} 1"#,
-        r#"hopper_jobs_failed_total{queue="mq"} 1"#,
-        r#"hopper_jobs_dead_total{queue="mq"} 1"#,
-        r#"hopper_jobs_cancelled_total{queue="mq"} 1"#,
+        r#"hopper_jobs_enqueued_total{queue="mq",kind="k"} 3"#,
+        r#"hopper_jobs_started_total{queue="mq",kind="k"} 2"#,
+        r#"hopper_jobs_completed_total{queue="mq",kind="k"} 1"#,
+        r#"hopper_jobs_failed_total{queue="mq",kind="k"} 1"#,
+        r#"hopper_jobs_dead_total{queue="mq",kind="k"} 1"#,
+        r#"hopper_jobs_cancelled_total{queue="mq",kind="k"} 1"#,
         r#"hopper_jobs{queue="mq",state="completed"} 1"#,
         r#"hopper_jobs{queue="mq",state="dead"} 1"#,
-        r#"hopper_queue_latency_seconds_count{queue="mq"} 2"#,
-        r#"hopper_run_time_seconds_count{queue="mq"} 1"#,
+        r#"hopper_queue_latency_seconds_count{queue="mq",kind="k"} 2"#,
+        // The completed attempt and the failed one.
+        r#"hopper_run_time_seconds_count{queue="mq",kind="k"} 2"#,
         r#"hopper_http_requests_total{route="/v1/jobs/{id}/complete",method="POST",status="200"} 2"#,
     ] {
         assert!(text.contains(line), "missing `{line}` in:\n{text}");

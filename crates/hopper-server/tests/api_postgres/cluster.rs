@@ -143,3 +143,92 @@ async fn one_idempotency_key_enqueued_through_two_nodes_at_once_creates_one_job(
     let listed = a.get("/v1/jobs?limit=500").await.expect(200).body;
     assert_eq!(listed["jobs"].as_array().expect("jobs").len(), 20);
 }
+
+#[tokio::test]
+async fn a_subscriber_of_one_node_sees_every_nodes_transitions_once_in_order() {
+    use crate::events::Sse;
+    let url = hopper_store_postgres::testing::fresh_database_url().await;
+    let a = node(&url).await;
+    let b = node(&url).await;
+    let mut sse = Sse::open(&b, "", None).await;
+    // Racing transactions on two nodes: seqs are taken at insert, so some commit out of order.
+    let producers: Vec<_> = (0..8)
+        .map(|p| {
+            let (client, base) = if p % 2 == 0 {
+                (a.client.clone(), a.base.clone())
+            } else {
+                (b.client.clone(), b.base.clone())
+            };
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    let r = client
+                        .post(format!("{base}/v1/jobs"))
+                        .json(&serde_json::json!({"kind": "k", "queue": "x", "args": {"p": p, "i": i}}))
+                        .send()
+                        .await
+                        .expect("enqueue");
+                    assert_eq!(r.status(), 201);
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.await.expect("producer");
+    }
+    let got = sse.until(Duration::from_secs(20), 200, |_| true).await;
+    let seqs: Vec<i64> = got.iter().map(|m| m.id.expect("id")).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "strictly increasing, so each once and in log order: {seqs:?}"
+    );
+    let stored = a.store.events_after(0, 1_000).await.expect("log");
+    let stored: Vec<i64> = stored.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, stored, "exactly the log, nothing skipped");
+}
+
+#[tokio::test]
+async fn the_stream_holds_back_behind_a_transaction_that_has_not_committed() {
+    use crate::events::Sse;
+    use sqlx::Connection;
+    let url = hopper_store_postgres::testing::fresh_database_url().await;
+    let a = node(&url).await;
+    let j = a
+        .enqueue(serde_json::json!({"kind": "k", "queue": "x"}))
+        .await;
+    let log = a
+        .get(&format!("/v1/jobs/{}/events", j["id"].as_str().unwrap()))
+        .await;
+    let enqueued = log.body["events"][0]["seq"]
+        .as_i64()
+        .expect("the enqueue event");
+    let mut sse = Sse::open(&a, "", Some(enqueued)).await;
+
+    // A transaction takes the next seq and stays open.
+    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let mut tx = conn.begin().await.expect("begin");
+    let held: i64 = sqlx::query_scalar(
+        "INSERT INTO hopper.job_events (job_id, namespace, from_state, to_state, at, actor, reason)
+         VALUES ($1::uuid, 'default', 'available', 'available', 0, 'test', 'held') RETURNING seq",
+    )
+    .bind(j["id"].as_str().unwrap())
+    .fetch_one(&mut *tx)
+    .await
+    .expect("insert");
+    // A later seq commits first.
+    let k = a
+        .enqueue(serde_json::json!({"kind": "k", "queue": "x"}))
+        .await;
+    let early = tokio::time::timeout(
+        Duration::from_millis(500),
+        sse.until(Duration::from_secs(1), 1, |_| true),
+    )
+    .await;
+    assert!(
+        early.is_err(),
+        "nothing may pass the open transaction's seq: {early:?}"
+    );
+    tx.commit().await.expect("commit");
+    let got = sse.until(Duration::from_secs(10), 2, |_| true).await;
+    assert_eq!(got[0].id, Some(held), "the late commit first, in seq order");
+    assert_eq!(got[1].data["job_id"], k["id"]);
+}

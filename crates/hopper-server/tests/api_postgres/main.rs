@@ -8,8 +8,14 @@ mod common;
 /// Every server of this binary runs on PostgreSQL.
 const BACKEND: common::Backend = common::Backend::Postgres;
 
+#[path = "../api/bulk.rs"]
+mod bulk;
+#[path = "../api/dead_letters.rs"]
+mod dead_letters;
 #[path = "../api/errors.rs"]
 mod errors;
+#[path = "../api/events.rs"]
+mod events;
 #[path = "../api/flow.rs"]
 mod flow;
 #[path = "../api/jobs.rs"]
@@ -18,6 +24,8 @@ mod jobs;
 mod leases;
 #[path = "../api/maintenance.rs"]
 mod maintenance;
+#[path = "../api/metrics.rs"]
+mod metrics;
 #[path = "../api/ops.rs"]
 mod ops;
 #[path = "../api/queues.rs"]
@@ -26,6 +34,8 @@ mod queues;
 mod schedules;
 #[path = "../api/shutdown.rs"]
 mod shutdown;
+#[path = "../api/ui.rs"]
+mod ui;
 
 // Behaviour of several nodes on one database.
 mod cluster;

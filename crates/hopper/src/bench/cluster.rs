@@ -30,6 +30,7 @@ pub async fn w7(clients: &[Client], n: u64) -> anyhow::Result<Vec<WorkloadResult
             seconds: one.as_secs_f64(),
             jobs_per_sec: rate(n, one),
             latency: None,
+            note: None,
         },
         WorkloadResult {
             workload: "W7",
@@ -38,6 +39,7 @@ pub async fn w7(clients: &[Client], n: u64) -> anyhow::Result<Vec<WorkloadResult
             seconds: all.as_secs_f64(),
             jobs_per_sec: rate(n, all),
             latency: None,
+            note: None,
         },
     ])
 }

@@ -114,6 +114,7 @@ pub async fn w3(client: &Client, n: u64, shape: &Shape) -> anyhow::Result<Worklo
         seconds: elapsed.as_secs_f64(),
         jobs_per_sec: rate(n, elapsed),
         latency: None,
+        note: None,
     })
 }
 

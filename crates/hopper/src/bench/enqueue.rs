@@ -30,6 +30,7 @@ pub async fn w1(client: &Client, n: u64) -> anyhow::Result<WorkloadResult> {
         seconds: elapsed.as_secs_f64(),
         jobs_per_sec: rate(n, elapsed),
         latency: None,
+        note: None,
     })
 }
 
@@ -49,6 +50,7 @@ pub async fn w2(client: &Client, n: u64) -> anyhow::Result<WorkloadResult> {
         seconds: elapsed.as_secs_f64(),
         jobs_per_sec: rate(n, elapsed),
         latency: None,
+        note: None,
     })
 }
 

@@ -76,5 +76,6 @@ pub async fn w4(client: &Client, n: u64) -> anyhow::Result<WorkloadResult> {
             p99_ms: ms(0.99),
             max_ms: hist.max() as f64 / 1000.0,
         }),
+        note: None,
     })
 }

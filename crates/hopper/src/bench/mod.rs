@@ -5,6 +5,7 @@
 //! - [`enqueue`]: W1 (one by one) and W2 (batches of 1,000).
 //! - [`drain`]: W3 (one worker, concurrency 10, drains a backlog).
 //! - [`latency`]: W4 (enqueue → handler start with an idle worker).
+//! - [`subscribers`]: event-stream subscribers kept busy during W3 (`--subscribers`).
 //! - [`cluster`]: W7 (W3 spread over several nodes of one PostgreSQL database).
 //! - [`report`]: the result table and JSON.
 //!
@@ -18,6 +19,7 @@ pub mod enqueue;
 pub mod latency;
 pub mod own_server;
 pub mod report;
+pub mod subscribers;
 
 use std::time::Duration;
 
@@ -80,7 +82,20 @@ async fn run_workloads(client: &Client, args: &BenchArgs) -> anyhow::Result<Vec<
             WorkloadArg::W2 => enqueue::w2(client, args.jobs.unwrap_or(200_000)).await,
             WorkloadArg::W3 => {
                 let shape = drain::Shape::from_args(args)?;
-                drain::w3(client, args.jobs.unwrap_or(200_000), &shape).await
+                let subscribers = match args.subscribers {
+                    0 => None,
+                    n => {
+                        Some(subscribers::Subscribers::start(client.base_url().as_str(), n).await?)
+                    }
+                };
+                let r = drain::w3(client, args.jobs.unwrap_or(200_000), &shape).await;
+                match (r, subscribers) {
+                    (Ok(mut r), Some(s)) => {
+                        r.note = Some(subscribers::Subscribers::summary(&s.finish().await?));
+                        Ok(r)
+                    }
+                    (r, _) => r,
+                }
             }
             WorkloadArg::W4 => latency::w4(client, args.jobs.unwrap_or(2_000)).await,
             WorkloadArg::W7 => {

@@ -34,6 +34,9 @@ pub struct WorkloadResult {
     /// Enqueue → handler start, for W4.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency: Option<Latency>,
+    /// What else was going on (W3 with event-stream subscribers: what they received).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Everything a bench run prints.
@@ -70,7 +73,10 @@ impl BenchReport {
                 p50,
                 p95,
                 p99,
-                r.description.to_string(),
+                match &r.note {
+                    Some(note) => format!("{} ({note})", r.description),
+                    None => r.description.to_string(),
+                },
             ]);
         }
         let server = match (self.own_server, self.durability) {
@@ -106,6 +112,7 @@ mod tests {
                     seconds: 2.0,
                     jobs_per_sec: 10_000.0,
                     latency: None,
+                    note: None,
                 },
                 WorkloadResult {
                     workload: "W4",
@@ -119,6 +126,7 @@ mod tests {
                         p99_ms: 3.0,
                         max_ms: 9.0,
                     }),
+                    note: None,
                 },
             ],
         };

@@ -35,7 +35,9 @@ pub struct CmdArgs {
 }
 
 /// Variables every command gets, so a script knows which job and lease it runs for
-/// (`HOPPER_LEASE_SEQ` fences its own writes, like the SDK's `lease_seq`).
+/// (`HOPPER_LEASE_SEQ` fences its own writes, like the SDK's `lease_seq`), and the W3C
+/// `TRACEPARENT` its own tracing continues: the worker's `job` span when traces are exported
+/// (so the command's spans nest under it), else the job's own traceparent.
 pub fn job_env(ctx: &JobContext) -> Vec<(String, String)> {
     let mut env = vec![
         ("HOPPER_JOB_ID".to_string(), ctx.id().to_string()),
@@ -44,8 +46,10 @@ pub fn job_env(ctx: &JobContext) -> Vec<(String, String)> {
         ("HOPPER_JOB_ATTEMPT".to_string(), ctx.attempt().to_string()),
         ("HOPPER_LEASE_SEQ".to_string(), ctx.lease_seq().to_string()),
     ];
-    if let Some(tp) = ctx.traceparent() {
-        env.push(("TRACEPARENT".to_string(), tp.to_string()));
+    let traceparent = hopper_worker::trace::current_traceparent()
+        .or_else(|| ctx.traceparent().map(str::to_string));
+    if let Some(tp) = traceparent {
+        env.push(("TRACEPARENT".to_string(), tp));
     }
     env
 }

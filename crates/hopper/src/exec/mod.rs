@@ -114,7 +114,7 @@ async fn execute(ctx: &JobContext, mut spec: ProcessSpec) -> Outcome {
     let finished = tokio::select! {
         r = &mut wait => r,
         _ = ctx.cancelled() => {
-            tracing::info!(job = %ctx.id(), reason = ?ctx.cancel_reason(), "stopping the command");
+            tracing::info!(job_id = %ctx.id(), reason = ?ctx.cancel_reason(), "stopping the command");
             group.signal(libc::SIGTERM);
             wait.await
         }

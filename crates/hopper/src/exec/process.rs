@@ -93,6 +93,11 @@ pub fn spawn(spec: &ProcessSpec) -> io::Result<Running> {
     };
     let mut cmd = Command::new(program);
     cmd.args(args)
+        // The worker's own trace context (a `TRACEPARENT` it was started with) is not the
+        // job's: a command gets one only from its job (see `job_command::job_env`), so a job
+        // without one never joins an unrelated trace.
+        .env_remove("TRACEPARENT")
+        .env_remove("TRACESTATE")
         .envs(
             spec.env
                 .iter()
