@@ -124,12 +124,7 @@ impl Counter {
 // Occurrences of `needle` in `haystack` that end after byte `old`.
 fn count_ending_after(haystack: &[u8], needle: &[u8], old: usize) -> u64 {
     let first = (old + 1).saturating_sub(needle.len());
-    haystack
-        .get(first..)
-        .unwrap_or_default()
-        .windows(needle.len())
-        .filter(|w| *w == needle)
-        .count() as u64
+    memchr::memmem::find_iter(haystack.get(first..).unwrap_or_default(), needle).count() as u64
 }
 
 #[cfg(test)]
