@@ -33,7 +33,14 @@ export function lineChart(container, { series, fmt = (v) => String(v), points = 
       legend: { live: true },
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
       axes: [
-        { ...axis },
+        // One short label per tick: uPlot's default two-line date labels collide at this width.
+        {
+          ...axis,
+          space: 90,
+          values: (u, vals) => vals.map((v) => new Date(v * 1000).toLocaleTimeString([], {
+            hour: '2-digit', minute: '2-digit', second: '2-digit',
+          })),
+        },
         { ...axis, size: 56, values: (u, vals) => vals.map((v) => fmt(v)) },
       ],
       series: [
