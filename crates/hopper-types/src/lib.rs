@@ -16,6 +16,7 @@
 //! - [`queue_config`]: a queue's pause, retention, limits and lease policy.
 //! - [`schedule`]: cron schedules as defined, stored and shown, and the jobs they enqueue.
 //! - [`stream_event`]: a transition as the live event stream shows it.
+//! - [`workflow`]: workflow runs as submitted (a DAG of steps) and their validation.
 
 pub mod backoff;
 pub mod cron;
@@ -28,6 +29,7 @@ pub mod schedule;
 pub mod state;
 pub mod stream_event;
 pub mod time;
+pub mod workflow;
 
 pub use backoff::Backoff;
 pub use id::{JobId, LeaseToken};
