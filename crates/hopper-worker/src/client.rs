@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{ApiError, Error, ErrorCode};
+use crate::events::{EventFilter, EventStream};
 use crate::retry::RetryPolicy;
 use crate::wire::*;
 
@@ -81,6 +82,18 @@ impl Client {
     /// The server's base URL.
     pub fn base_url(&self) -> &Url {
         &self.base
+    }
+
+    /// `GET /v1/events`: subscribes to the live stream of job transitions that `filter`
+    /// selects. Fails at once when the server refuses the filter or cannot be reached; after
+    /// that, [`EventStream::next`] reconnects by itself, resuming after the last event.
+    pub async fn events(&self, filter: &EventFilter) -> Result<EventStream, Error> {
+        EventStream::open(
+            &self.base,
+            concat!("hopper-worker/", env!("CARGO_PKG_VERSION")),
+            filter,
+        )
+        .await
     }
 
     // ---- producers -------------------------------------------------------------------------
@@ -519,7 +532,7 @@ async fn send(req: RequestBuilder) -> Result<(u16, Vec<u8>), Error> {
 
 /// Reads an error answer; an unreadable one still yields an [`ApiError`] so callers can match
 /// on the status (a proxy's 502 page, say).
-fn api_error(status: u16, body: &[u8], retry_after: Option<Duration>) -> Error {
+pub(crate) fn api_error(status: u16, body: &[u8], retry_after: Option<Duration>) -> Error {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(b) => Error::Api(ApiError {
             status,

@@ -54,7 +54,8 @@
 //!
 //! # Layout
 //!
-//! - [`client`]: the HTTP client; [`wire`]: request and answer bodies; [`error`]: errors;
+//! - [`client`]: the HTTP client; [`events`]: the live event stream, resumed across
+//!   reconnects; [`wire`]: request and answer bodies; [`error`]: errors;
 //!   [`retry`]: retry policy of idempotent calls.
 //! - [`worker`]: builder and runtime; `leaser` (lease loop), `job_runner` (one job's run),
 //!   `acker` (batched outcomes) are its parts.
@@ -69,6 +70,7 @@ mod acker;
 pub mod client;
 pub mod context;
 pub mod error;
+pub mod events;
 pub mod handler;
 mod job_runner;
 mod leaser;
@@ -85,11 +87,13 @@ pub mod worker;
 pub use client::{Client, DEFAULT_URL};
 pub use context::{CancelReason, JobContext};
 pub use error::{ApiError, Error, ErrorCode};
+pub use events::{EventFilter, EventStream, StreamMessage};
 pub use handler::Handler;
 pub use hopper_types::cron::Misfire;
 pub use hopper_types::schedule::{ScheduleRequest, ScheduleRun, ScheduleView};
 pub use hopper_types::{
-    Backoff, EnqueueRequest, Job, JobId, JobState, QueueConfig, QueuePolicy, RateLimit, Timestamp,
+    Backoff, EnqueueRequest, Job, JobId, JobState, QueueConfig, QueuePolicy, RateLimit,
+    StreamEvent, Timestamp,
 };
 pub use outcome::{BoxError, IntoOutcome, Outcome};
 pub use retry::RetryPolicy;

@@ -69,6 +69,8 @@ pub enum Command {
     Schedules(SchedulesCommand),
     /// List the workers seen in the last minute.
     Workers,
+    /// Follow job transitions as they happen (the live event stream).
+    Events(EventsArgs),
     /// Run the benchmark workloads (W1-W4).
     Bench(BenchArgs),
     /// Copy every queue setting, job (with its history) and idempotency key from one store to
@@ -464,6 +466,29 @@ pub struct ScheduleCreateArgs {
     /// Create it paused.
     #[arg(long)]
     pub paused: bool,
+}
+
+/// `hopper events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only this queue (repeatable).
+    #[arg(long = "queue", value_name = "NAME")]
+    pub queues: Vec<String>,
+    /// Only this kind (repeatable).
+    #[arg(long = "kind", value_name = "KIND")]
+    pub kinds: Vec<String>,
+    /// Only this job (repeatable).
+    #[arg(long = "job", value_name = "ID")]
+    pub jobs: Vec<String>,
+    /// Only events reaching this state (repeatable): available, running, completed, ...
+    #[arg(long = "type", value_name = "STATE")]
+    pub types: Vec<String>,
+    /// Start after this event seq (replaying the server's recent history) instead of now.
+    #[arg(long)]
+    pub after: Option<i64>,
+    /// Exit after printing this many events.
+    #[arg(long)]
+    pub count: Option<u64>,
 }
 
 /// `hopper bench`.

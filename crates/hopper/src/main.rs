@@ -102,6 +102,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Queues(cmd) => commands::queues::run(&ctx()?, cmd).await,
         Command::Schedules(cmd) => commands::schedules::run(&ctx()?, cmd).await,
         Command::Workers => commands::workers::run(&ctx()?).await,
+        Command::Events(args) => commands::events::run(&ctx()?, args).await,
         Command::Bench(args) => bench::run(cli.server.clone(), args, cli.json).await,
         Command::Migrate(args) => commands::migrate::run(args, cli.json).await,
     }

@@ -3,6 +3,7 @@
 //! and the stores own it.
 
 pub mod enqueue;
+pub mod events;
 pub mod jobs;
 pub mod migrate;
 pub mod queue_config;

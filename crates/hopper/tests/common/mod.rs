@@ -35,8 +35,14 @@ impl Server {
 
     /// Starts a server on the embedded store in `data_dir` (which outlives it).
     pub fn start_at(data_dir: &Path) -> Server {
+        Server::start_at_bind(data_dir, "127.0.0.1:0")
+    }
+
+    /// Starts a server on the embedded store in `data_dir`, listening on `bind` (to restart
+    /// one on the address it had).
+    pub fn start_at_bind(data_dir: &Path, bind: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        Server::spawn(dir, &["--data-dir".as_ref(), data_dir.as_os_str()])
+        Server::spawn_on(dir, bind, &["--data-dir".as_ref(), data_dir.as_os_str()])
     }
 
     /// Starts a server on PostgreSQL at `database_url`.
@@ -48,8 +54,12 @@ impl Server {
     /// Starts `hopper server` on a free port with `store_args` naming its store, and waits
     /// for its announcement.
     fn spawn(dir: tempfile::TempDir, store_args: &[&OsStr]) -> Server {
+        Server::spawn_on(dir, "127.0.0.1:0", store_args)
+    }
+
+    fn spawn_on(dir: tempfile::TempDir, bind: &str, store_args: &[&OsStr]) -> Server {
         let mut child = Command::new(HOPPER)
-            .args(["server", "--bind", "127.0.0.1:0", "--durability", "relaxed"])
+            .args(["server", "--bind", bind, "--durability", "relaxed"])
             .args(store_args)
             // The store is the one named here, whatever the environment says.
             .env_remove("HOPPER_DATABASE_URL")
