@@ -72,6 +72,9 @@ pub struct ServerConfig {
     pub shutdown_timeout_ms: u64,
     /// A worker is listed by `GET /v1/workers` while it was seen this recently (1 minute).
     pub worker_seen_window_ms: i64,
+    /// How often nodes exchange the workers they saw through the store (2 s): how soon a
+    /// worker polling one node is listed by the others.
+    pub worker_sync_ms: u64,
     /// Background services.
     pub maintenance: MaintenanceConfig,
     /// The live event stream: history size, read interval, keep-alives.
@@ -91,6 +94,7 @@ impl Default for ServerConfig {
             shutdown_drain_ms: 0,
             shutdown_timeout_ms: 10_000,
             worker_seen_window_ms: 60_000,
+            worker_sync_ms: 2_000,
             maintenance: MaintenanceConfig::default(),
             events: EventsConfig::default(),
             node_id: format!("node-{}", uuid::Uuid::now_v7().simple()),

@@ -13,6 +13,7 @@
 //! - [`layers`]: request id, tracing, request counter, panic catcher, cross-origin guard.
 //! - [`trace_context`]: W3C `traceparent`, job fields on spans, the trace exporter's hook.
 //! - [`events`]: the live event stream (tailer, history, fan-out).
+//! - [`worker_sync`]: shares that registry between nodes through the store.
 //! - [`workers`]: the in-memory registry behind `GET /v1/workers`.
 //! - [`metrics`]: the Prometheus registry, and the recent activity behind `GET /v1/stats`.
 //! - [`timed_store`]: the `Store` wrapper that times every store call.
@@ -41,6 +42,7 @@ pub mod state;
 pub mod timed_store;
 pub mod trace_context;
 pub mod ui;
+pub mod worker_sync;
 pub mod workers;
 
 use std::sync::Arc;
@@ -114,6 +116,12 @@ pub async fn serve(
         started_after,
         signal.child_token(),
     );
+    let worker_sync = worker_sync::start(
+        state.clone(),
+        Duration::from_millis(config.worker_sync_ms.max(1)),
+        config.node_id.clone(),
+        signal.child_token(),
+    );
     tracing::info!(%addr, "hopper server listening");
 
     let drain = Duration::from_millis(config.shutdown_drain_ms);
@@ -157,6 +165,7 @@ pub async fn serve(
     signal.begin();
     services.stop().await;
     let _ = tailer.await;
+    let _ = worker_sync.await;
     let closed = store.close().await;
     served?;
     closed.map_err(ServerError::StoreClose)?;

@@ -77,6 +77,9 @@ store_ops! {
     queue_retry_dead => "queue_retry_dead",
     queue_purge => "queue_purge",
     worker_running_list => "worker_running_list",
+    workers_seen_record => "workers_seen_record",
+    workers_seen_list => "workers_seen_list",
+    workers_seen_prune => "workers_seen_prune",
     leader_acquire => "leader_acquire",
     leader_resign => "leader_resign",
     export_jobs => "export_jobs",
@@ -341,6 +344,34 @@ impl Store for TimedStore {
             self,
             leader_acquire,
             self.inner.leader_acquire(name, holder, ttl_ms)
+        )
+    }
+
+    async fn workers_seen_record(&self, seen: Vec<WorkerSeen>) -> Result<(), StoreError> {
+        timed!(
+            self,
+            workers_seen_record,
+            self.inner.workers_seen_record(seen)
+        )
+    }
+
+    async fn workers_seen_list(
+        &self,
+        namespace: &str,
+        since: Timestamp,
+    ) -> Result<Vec<WorkerSeen>, StoreError> {
+        timed!(
+            self,
+            workers_seen_list,
+            self.inner.workers_seen_list(namespace, since)
+        )
+    }
+
+    async fn workers_seen_prune(&self, before: Timestamp) -> Result<u64, StoreError> {
+        timed!(
+            self,
+            workers_seen_prune,
+            self.inner.workers_seen_prune(before)
         )
     }
 

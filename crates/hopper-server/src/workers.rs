@@ -1,14 +1,17 @@
 //! The registry of workers seen lately, for `GET /v1/workers`.
 //!
-//! Kept in memory only: it is a monitoring aid, and a restarted server relearns every live
-//! worker within one heartbeat or lease. Heartbeats and acks carry no worker id on the wire, so
+//! Kept in memory, where every lease, heartbeat and ack updates it at no cost; nodes sharing a
+//! store exchange it through the store every few seconds ([`crate::worker_sync`]): each node
+//! writes the workers it saw since the last round and merges in what the others saw, so every
+//! node lists every worker. A restarted server relearns every live worker the same way. Heartbeats and acks carry no worker id on the wire, so
 //! the registry remembers which worker holds each lease it handed out and credits the worker
 //! when the lease is heartbeated or acked. Entries are dropped once their worker has not been
 //! seen for the window (or their lease ran out), so memory stays bounded by live activity.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
+use hopper_store::WorkerSeen;
 use hopper_types::{Job, JobId, Timestamp};
 
 /// A worker as listed.
@@ -44,6 +47,8 @@ struct Inner {
     workers: HashMap<String, Seen>,
     leases: HashMap<JobId, Holder>,
     last_prune: Timestamp,
+    // Workers seen here since the last sync round: what this node has to tell the others.
+    dirty: HashSet<String>,
 }
 
 #[derive(Debug)]
@@ -87,6 +92,9 @@ impl WorkerRegistry {
                 last_seen: now,
             },
         );
+        if !inner.dirty.contains(worker_id) {
+            inner.dirty.insert(worker_id.to_string());
+        }
         for j in jobs {
             inner.leases.insert(
                 j.id,
@@ -150,6 +158,52 @@ impl WorkerRegistry {
         counts
     }
 
+    /// The workers seen here since the last call, as rows for the store (`namespace`,
+    /// this `node`).
+    pub fn take_dirty(&self, namespace: &str, node: &str) -> Vec<WorkerSeen> {
+        let mut inner = self.lock();
+        let dirty = std::mem::take(&mut inner.dirty);
+        dirty
+            .into_iter()
+            .filter_map(|id| {
+                let s = inner.workers.get(&id)?;
+                Some(WorkerSeen {
+                    namespace: namespace.to_string(),
+                    worker_id: id,
+                    queues: s.queues.iter().cloned().collect(),
+                    last_seen_at: s.last_seen,
+                    node: node.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Merges what the store says every node saw: a sighting newer than this node's own
+    /// replaces it (and is not this node's to tell the others).
+    pub fn merge_remote(&self, seen: Vec<WorkerSeen>) {
+        let mut inner = self.lock();
+        for w in seen {
+            match inner.workers.get_mut(&w.worker_id) {
+                Some(local) if local.last_seen >= w.last_seen_at => {}
+                Some(local) => {
+                    local.last_seen = w.last_seen_at;
+                    if !w.queues.is_empty() {
+                        local.queues = w.queues.into_iter().collect();
+                    }
+                }
+                None => {
+                    inner.workers.insert(
+                        w.worker_id,
+                        Seen {
+                            queues: w.queues.into_iter().collect(),
+                            last_seen: w.last_seen_at,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
     /// Workers seen within the window, by id.
     pub fn recent(&self, now: Timestamp) -> Vec<SeenWorker> {
         let mut inner = self.lock();
@@ -171,6 +225,9 @@ impl WorkerRegistry {
 
 impl Inner {
     fn touch(&mut self, worker_id: &str, now: Timestamp) {
+        if !self.dirty.contains(worker_id) {
+            self.dirty.insert(worker_id.to_string());
+        }
         match self.workers.get_mut(worker_id) {
             Some(s) => s.last_seen = s.last_seen.max(now),
             None => {
@@ -252,5 +309,54 @@ mod tests {
         assert_eq!(c.seen, 3);
         let per: Vec<(&str, u64)> = c.per_queue.iter().map(|(q, n)| (q.as_str(), *n)).collect();
         assert_eq!(per, vec![("a", 2), ("b", 2)]);
+    }
+
+    #[test]
+    fn what_this_node_saw_is_taken_once_and_newer_remote_sightings_merge_in() {
+        let r = WorkerRegistry::new(60_000);
+        let j = job(JobId::new(), Timestamp(30_000));
+        r.leased(
+            "w1",
+            &["q".into()],
+            std::slice::from_ref(&j),
+            Timestamp(1_000),
+        );
+        let rows = r.take_dirty("default", "n1");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (
+                rows[0].worker_id.as_str(),
+                rows[0].queues.clone(),
+                rows[0].last_seen_at
+            ),
+            ("w1", vec!["q".to_string()], Timestamp(1_000))
+        );
+        assert!(r.take_dirty("default", "n1").is_empty(), "taken once");
+
+        let remote = |id: &str, q: &str, at: i64| WorkerSeen {
+            namespace: "default".into(),
+            worker_id: id.into(),
+            queues: vec![q.into()],
+            last_seen_at: Timestamp(at),
+            node: "n2".into(),
+        };
+        // Another node saw w2 (new here) and w1 earlier than this node did.
+        r.merge_remote(vec![remote("w2", "r", 2_000), remote("w1", "old", 500)]);
+        let seen = r.recent(Timestamp(3_000));
+        assert_eq!(seen.len(), 2);
+        assert_eq!(
+            seen[0].queues,
+            vec!["q".to_string()],
+            "the older sighting lost"
+        );
+        assert_eq!(
+            (seen[1].id.as_str(), seen[1].last_seen_at),
+            ("w2", Timestamp(2_000))
+        );
+        assert_eq!(r.last_poll("r", Timestamp(3_000)), Some(Timestamp(2_000)));
+        assert!(
+            r.take_dirty("default", "n1").is_empty(),
+            "merged rows are not retold"
+        );
     }
 }

@@ -171,6 +171,20 @@ CREATE INDEX schedules_due ON hopper.schedules (next_fire_at)
     WHERE NOT paused AND next_fire_at IS NOT NULL;
 "#,
     ),
+    (
+        5,
+        r#"
+-- Workers the nodes saw lately (GET /v1/workers on any node), written in batches.
+CREATE TABLE hopper.workers_seen (
+    namespace    text NOT NULL,
+    worker_id    text NOT NULL,
+    queues       text NOT NULL,
+    last_seen_at bigint NOT NULL,
+    node         text NOT NULL,
+    PRIMARY KEY (namespace, worker_id)
+);
+"#,
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -406,6 +406,22 @@ impl Store for PgStore {
         ops::leader::acquire(&mut *self.conn().await?, now, name, holder, ttl_ms).await
     }
 
+    async fn workers_seen_record(&self, seen: Vec<WorkerSeen>) -> Result<(), StoreError> {
+        ops::workers_seen::record(&mut *self.conn().await?, &seen).await
+    }
+
+    async fn workers_seen_list(
+        &self,
+        namespace: &str,
+        since: Timestamp,
+    ) -> Result<Vec<WorkerSeen>, StoreError> {
+        ops::workers_seen::list(&mut *self.conn().await?, namespace, since).await
+    }
+
+    async fn workers_seen_prune(&self, before: Timestamp) -> Result<u64, StoreError> {
+        ops::workers_seen::prune(&mut *self.conn().await?, before).await
+    }
+
     async fn leader_resign(&self, name: &str, holder: &str) -> Result<(), StoreError> {
         ops::leader::resign(&mut *self.conn().await?, name, holder).await
     }

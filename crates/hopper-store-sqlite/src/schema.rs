@@ -168,6 +168,20 @@ ALTER TABLE job_events_v5 RENAME TO job_events;
 CREATE INDEX job_events_job ON job_events (job_id, seq);
 "#,
     ),
+    (
+        6,
+        r#"
+-- Workers the server saw lately (GET /v1/workers), written in batches every few seconds.
+CREATE TABLE workers_seen (
+    namespace    TEXT NOT NULL,
+    worker_id    TEXT NOT NULL,
+    queues       TEXT NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    node         TEXT NOT NULL,
+    PRIMARY KEY (namespace, worker_id)
+);
+"#,
+    ),
 ];
 
 /// Applies every migration newer than the database's version.
@@ -238,6 +252,6 @@ mod tests {
             .query_row("SELECT count(*) FROM queues", [], |r| r.get(0))
             .unwrap();
         assert_eq!((leases, queues), (0, 1));
-        assert_eq!(latest_version(), 5);
+        assert_eq!(latest_version(), 6);
     }
 }

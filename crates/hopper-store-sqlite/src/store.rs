@@ -358,6 +358,27 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn workers_seen_record(&self, seen: Vec<WorkerSeen>) -> Result<(), StoreError> {
+        self.write(move |ctx| ops::workers_seen::record(ctx, &seen))
+            .await
+    }
+
+    async fn workers_seen_list(
+        &self,
+        namespace: &str,
+        since: Timestamp,
+    ) -> Result<Vec<WorkerSeen>, StoreError> {
+        let namespace = namespace.to_string();
+        self.readers
+            .run(move |c| ops::workers_seen::list(c, &namespace, since))
+            .await
+    }
+
+    async fn workers_seen_prune(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.write(move |ctx| ops::workers_seen::prune(ctx, before))
+            .await
+    }
+
     async fn leader_resign(&self, name: &str, holder: &str) -> Result<(), StoreError> {
         let (name, holder) = (name.to_string(), holder.to_string());
         self.write(move |ctx| ops::leader::resign(ctx, &name, &holder))

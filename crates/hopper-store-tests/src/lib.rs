@@ -39,6 +39,7 @@
 //! - [`export`]: export, import and totals, what `hopper migrate` copies a store with.
 //! - [`schedule`]: cron schedules, their due selection and the compare-and-set fire.
 //! - [`feed`]: the event log in order, as the live event stream tails it.
+//! - [`workers_seen`]: the workers every node saw, shared through the store.
 
 pub mod concurrency;
 pub mod durability;
@@ -56,6 +57,7 @@ pub mod queue;
 pub mod schedule;
 pub mod signals;
 pub mod support;
+pub mod workers_seen;
 
 use std::sync::Arc;
 
@@ -277,6 +279,11 @@ macro_rules! conformance_suite {
                 feed_pages_after_a_cursor_with_a_limit,
                 feed_never_reuses_a_seq_after_deleting_the_newest_event,
             ],
+            workers_seen: [
+                workers_seen_are_listed_per_namespace_since_a_time,
+                a_later_sighting_wins_whatever_the_order_of_writes,
+                workers_seen_prune_forgets_the_old_ones,
+            ],
         }
     };
 }
@@ -322,6 +329,7 @@ mod self_check {
         ("export", include_str!("export.rs")),
         ("schedule", include_str!("schedule.rs")),
         ("feed", include_str!("feed.rs")),
+        ("workers_seen", include_str!("workers_seen.rs")),
     ];
 
     fn defined(source: &str) -> Vec<String> {

@@ -301,3 +301,19 @@ pub struct EventLogRow {
     /// The event with its job's queue and kind; none when the job is gone.
     pub event: Option<hopper_types::StreamEvent>,
 }
+
+/// A worker as the nodes sharing a store last saw it (what `GET /v1/workers` lists on every
+/// node).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerSeen {
+    /// Tenant.
+    pub namespace: String,
+    /// Its `worker_id`.
+    pub worker_id: String,
+    /// The queues of its latest lease request (empty when only its heartbeats were seen).
+    pub queues: Vec<String>,
+    /// When it last leased, heartbeated or acked.
+    pub last_seen_at: Timestamp,
+    /// The node that saw it then.
+    pub node: String,
+}

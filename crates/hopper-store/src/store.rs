@@ -143,6 +143,20 @@ pub trait Store: Send + Sync + 'static {
     /// Workers holding running jobs, with how many.
     async fn worker_running_list(&self, namespace: &str) -> Result<Vec<WorkerRunning>, StoreError>;
 
+    /// Records that workers were seen: one row per (namespace, worker id), replaced by a row
+    /// seen later (an older sighting from a slower node changes nothing).
+    async fn workers_seen_record(&self, seen: Vec<WorkerSeen>) -> Result<(), StoreError>;
+
+    /// Workers of `namespace` seen at or after `since`, by id.
+    async fn workers_seen_list(
+        &self,
+        namespace: &str,
+        since: Timestamp,
+    ) -> Result<Vec<WorkerSeen>, StoreError>;
+
+    /// Forgets workers last seen before `before`; returns how many.
+    async fn workers_seen_prune(&self, before: Timestamp) -> Result<u64, StoreError>;
+
     /// Takes or renews the lease named `name` for `holder` until `ttl_ms` from now, unless
     /// another holder's lease on it is still live; true when `holder` holds it afterwards.
     /// Nodes sharing a store run the singleton services only while they hold `maintenance`.

@@ -232,3 +232,67 @@ async fn the_stream_holds_back_behind_a_transaction_that_has_not_committed() {
     assert_eq!(got[0].id, Some(held), "the late commit first, in seq order");
     assert_eq!(got[1].data["job_id"], k["id"]);
 }
+
+#[tokio::test]
+async fn every_node_lists_the_workers_polling_any_node() {
+    let url = hopper_store_postgres::testing::fresh_database_url().await;
+    let mut config = fast_election();
+    config.worker_sync_ms = 100;
+    let a = TestServer::start_on(
+        config.clone(),
+        Arc::new(
+            PgStore::connect(PgConfig::new(&url))
+                .await
+                .expect("connect"),
+        ),
+    )
+    .await;
+    let b = TestServer::start_on(
+        config,
+        Arc::new(
+            PgStore::connect(PgConfig::new(&url))
+                .await
+                .expect("connect"),
+        ),
+    )
+    .await;
+    // A worker polls node A only.
+    a.post(
+        "/v1/leases",
+        serde_json::json!({"queues": ["mail"], "worker_id": "only-on-a", "wait_ms": 0}),
+    )
+    .await
+    .expect(200);
+    eventually(
+        Duration::from_secs(10),
+        "node B lists the worker",
+        async || {
+            let w = b.get("/v1/workers").await.expect(200).body;
+            w["workers"].as_array().is_some_and(|ws| {
+                ws.iter()
+                    .any(|w| w["id"] == "only-on-a" && w["queues"][0] == "mail")
+            })
+        },
+    )
+    .await;
+    // Node B's explain and gauges count it too.
+    let job = b
+        .enqueue(serde_json::json!({"kind": "k", "queue": "mail"}))
+        .await;
+    let explain = b
+        .get(&format!("/v1/jobs/{}/explain", job["id"].as_str().unwrap()))
+        .await
+        .expect(200)
+        .body;
+    assert!(
+        !explain.to_string().contains("no_workers"),
+        "B knows a worker polls `mail`: {explain}"
+    );
+    let metrics = b.get("/metrics").await.expect(200).body;
+    let text = metrics.as_str().unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("hopper_queue_workers{queue=\"mail\"} 1")),
+        "{text}"
+    );
+}

@@ -19,6 +19,7 @@ pub(crate) mod outcome;
 pub(crate) mod queue;
 pub(crate) mod read;
 pub(crate) mod schedule;
+pub(crate) mod workers_seen;
 
 use hopper_store::StoreError;
 use hopper_types::{Job, JobId};

@@ -16,3 +16,4 @@ pub(crate) mod outcome;
 pub(crate) mod queue;
 pub(crate) mod read;
 pub(crate) mod schedule;
+pub(crate) mod workers_seen;
