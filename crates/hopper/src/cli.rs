@@ -497,7 +497,8 @@ pub struct BenchArgs {
     /// Which workload to run.
     #[arg(value_enum)]
     pub workload: WorkloadArg,
-    /// Jobs per workload (defaults: W1 20,000; W2 200,000; W3 200,000; W4 2,000; W7 100,000).
+    /// Jobs per workload (defaults: W1 20,000; W2 200,000; W3 200,000; W4 2,000; W7 100,000);
+    /// W5 offers --rate × --seconds instead.
     #[arg(long)]
     pub jobs: Option<u64>,
     /// W7: another node of the same database besides --server, by URL; repeatable.
@@ -517,6 +518,12 @@ pub struct BenchArgs {
     /// throughout, to measure what the live stream costs.
     #[arg(long, default_value_t = 0)]
     pub subscribers: usize,
+    /// W5: jobs offered per second.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub rate: u64,
+    /// W5: for how many seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub seconds: u64,
 }
 
 /// The benchmark workloads that `hopper bench` implements.
@@ -534,6 +541,9 @@ pub enum WorkloadArg {
     /// Enqueue → handler start latency with an idle worker.
     #[value(name = "W4", alias = "w4")]
     W4,
+    /// An open-loop producer offers jobs at a fixed rate while one worker runs them.
+    #[value(name = "W5", alias = "w5")]
+    W5,
     /// W3 spread over several nodes of one PostgreSQL database (--server and every --node),
     /// beside W3 through the first node alone.
     #[value(name = "W7", alias = "w7")]
