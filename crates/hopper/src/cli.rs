@@ -497,7 +497,8 @@ pub struct BenchArgs {
     /// Which workload to run.
     #[arg(value_enum)]
     pub workload: WorkloadArg,
-    /// Jobs per workload (defaults: W1 20,000; W2 200,000; W3 200,000; W4 2,000; W7 100,000);
+    /// Jobs per workload (defaults: W1 20,000; W2 200,000; W3 200,000; W4 2,000; W6 200,000
+    /// in each part; W7 100,000);
     /// W5 offers --rate × --seconds instead.
     #[arg(long)]
     pub jobs: Option<u64>,
@@ -544,6 +545,9 @@ pub enum WorkloadArg {
     /// An open-loop producer offers jobs at a fixed rate while one worker runs them.
     #[value(name = "W5", alias = "w5")]
     W5,
+    /// W3 beside a large backlog and history (--jobs of each), as a ratio to W3.
+    #[value(name = "W6", alias = "w6")]
+    W6,
     /// W3 spread over several nodes of one PostgreSQL database (--server and every --node),
     /// beside W3 through the first node alone.
     #[value(name = "W7", alias = "w7")]

@@ -1,19 +1,23 @@
 """Fixtures of the SDK's tests: the real `hopper` binary as a server on 127.0.0.1:0 with a
 temporary data directory, Python workers (`hopper-py worker`) and exec workers (`hopper worker
---exec`) as real processes against it, and polling a job until it gets somewhere.
+--exec`) as real processes against it, and polling a job until it gets somewhere. `own_server`
+is a server of one test's own, which it may stop and restart.
 
 The binary is `HOPPER_BIN`, else `target/debug/hopper` of this repository. Every process a
 test starts is stopped by its PID at teardown.
 """
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -66,6 +70,10 @@ class Server:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
+        self.children: List[Process] = []
+        self._start("127.0.0.1:0")
+
+    def _start(self, bind: str) -> None:
         # The store is the embedded one in `workdir`, whatever the environment names.
         env = {k: v for k, v in os.environ.items() if k != "HOPPER_DATABASE_URL"}
         env["RUST_LOG"] = "warn"
@@ -74,11 +82,11 @@ class Server:
                 HOPPER_BIN,
                 "server",
                 "--bind",
-                "127.0.0.1:0",
+                bind,
                 "--durability",
                 "relaxed",
                 "--data-dir",
-                str(workdir / "data"),
+                str(self.workdir / "data"),
             ],
             env=env,
             stdin=subprocess.DEVNULL,
@@ -90,7 +98,6 @@ class Server:
             self.proc.kill()
             raise RuntimeError(f"unexpected first line of hopper server: {line!r}")
         self.url = line[len(prefix) :]
-        self.children: List[Process] = []
 
     def env(self) -> dict:
         return {**os.environ, "HOPPER_URL": self.url, "RUST_LOG": "info"}
@@ -118,25 +125,50 @@ class Server:
     def stop(self) -> None:
         for child in self.children:
             child.kill()
+        self.terminate()
+
+    def terminate(self) -> None:
+        """Stops the server alone (SIGTERM: it ends its event streams and exits)."""
+        if self.proc.poll() is not None:
+            return
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.proc.stdout.close()
+
+    def restart(self) -> None:
+        """Stops the server and starts it again on the same address and data directory."""
+        self.terminate()
+        self._start(urlsplit(self.url).netloc)
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory):
+def _need_binary() -> None:
     if not os.access(HOPPER_BIN, os.X_OK):
         pytest.exit(
             f"no hopper binary at {HOPPER_BIN}: run `cargo build -p hopper` or set HOPPER_BIN"
         )
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    _need_binary()
     s = Server(tmp_path_factory.mktemp("hopper"))
     # Tasks enqueue through the app's client: point it at this server before its first use.
     taskapp.app.url = s.url
     yield s
     taskapp.app.close()
+    s.stop()
+
+
+@pytest.fixture
+def own_server(tmp_path: Path):
+    """A server of the test's own: a fresh event log, and free to stop and restart."""
+    _need_binary()
+    s = Server(tmp_path)
+    yield s
     s.stop()
 
 
@@ -175,3 +207,44 @@ def wait_file(path: Path, limit: float = 10.0) -> Optional[str]:
             return path.read_text()
         time.sleep(0.02)
     return None
+
+
+def take(stream: Any, n: int, limit: float = 10.0) -> List[Any]:
+    """The next `n` items of a blocking event stream; fails the test (closing the stream, which
+    ends a blocked iteration) when they do not come within `limit` seconds. An error of the
+    stream is raised here."""
+    got: List[Any] = []
+    failure: List[BaseException] = []
+
+    def read() -> None:
+        try:
+            while len(got) < n:
+                got.append(next(stream))
+        except BaseException as e:  # StopIteration included: the test sees it
+            failure.append(e)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(limit)
+    if reader.is_alive():
+        stream.close()
+        reader.join(5)
+        pytest.fail(f"{n} stream items did not come within {limit} s; got {got}")
+    if failure:
+        raise failure[0]
+    return got
+
+
+async def atake(stream: Any, n: int, limit: float = 10.0) -> List[Any]:
+    """The next `n` items of an asyncio event stream; fails the test after `limit` seconds."""
+    got: List[Any] = []
+
+    async def read() -> None:
+        while len(got) < n:
+            got.append(await stream.__anext__())
+
+    try:
+        await asyncio.wait_for(read(), limit)
+    except asyncio.TimeoutError:
+        pytest.fail(f"{n} stream items did not come within {limit} s; got {got}")
+    return got

@@ -5,6 +5,7 @@
 //! - [`enqueue`]: W1 (one by one) and W2 (batches of 1,000).
 //! - [`drain`]: W3 (one worker, concurrency 10, drains a backlog).
 //! - [`latency`]: W4 (enqueue → handler start with an idle worker).
+//! - [`history`]: W6 (W3 beside a large backlog and history, as a ratio to W3).
 //! - [`open_loop`]: W5 (an open-loop producer at a fixed rate while one worker runs).
 //! - [`subscribers`]: event-stream subscribers kept busy during W3 (`--subscribers`).
 //! - [`cluster`]: W7 (W3 spread over several nodes of one PostgreSQL database).
@@ -17,6 +18,7 @@
 pub mod cluster;
 pub mod drain;
 pub mod enqueue;
+pub mod history;
 pub mod latency;
 pub mod open_loop;
 pub mod own_server;
@@ -101,6 +103,11 @@ async fn run_workloads(client: &Client, args: &BenchArgs) -> anyhow::Result<Vec<
             }
             WorkloadArg::W4 => latency::w4(client, args.jobs.unwrap_or(2_000)).await,
             WorkloadArg::W5 => open_loop::w5(client, args.rate, args.seconds).await,
+            WorkloadArg::W6 => {
+                let r = history::w6(client, args.jobs.unwrap_or(200_000)).await;
+                results.extend(r.with_context(|| format!("workload {w:?}"))?);
+                continue;
+            }
             WorkloadArg::W7 => {
                 let mut clients = vec![client.clone()];
                 for node in &args.nodes {

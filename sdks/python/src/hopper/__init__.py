@@ -12,7 +12,7 @@ send_email.delay("ada@example.com", subject="hi")   # producer: enqueue
 # worker:  hopper-py worker myapp.tasks --concurrency 20
 """
 
-from .client import DEFAULT_URL, AsyncClient, Client, RetryPolicy
+from .client import DEFAULT_RECONNECT, DEFAULT_URL, AsyncClient, Client, RetryPolicy
 from .context import CancelReason, JobContext
 from .errors import (
     ApiError,
@@ -30,18 +30,24 @@ from .errors import (
     UnauthenticatedError,
     UnavailableError,
 )
+from .events import AsyncEventStream, EventStream, StreamItem
 from .models import (
     STATES,
     TERMINAL_STATES,
     AckResult,
     Attempt,
     Backoff,
+    Gap,
     HeartbeatAnswer,
     Job,
     JobError,
     JobEvent,
     JobPage,
+    Misfire,
     QueueInfo,
+    Schedule,
+    ScheduleRun,
+    StreamEvent,
     WorkerInfo,
 )
 from .outcome import Fail, Retry
@@ -51,17 +57,21 @@ from .worker import Worker, WorkerStats
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_RECONNECT",
     "DEFAULT_URL",
     "STATES",
     "TERMINAL_STATES",
     "AckResult",
     "ApiError",
     "AsyncClient",
+    "AsyncEventStream",
     "Attempt",
     "Backoff",
     "CancelReason",
     "Client",
+    "EventStream",
     "Fail",
+    "Gap",
     "HeartbeatAnswer",
     "Hopper",
     "HopperError",
@@ -74,6 +84,7 @@ __all__ = [
     "JobEvent",
     "JobPage",
     "LeaseLostError",
+    "Misfire",
     "NotFoundError",
     "PermissionDeniedError",
     "ProtocolError",
@@ -81,6 +92,10 @@ __all__ = [
     "RateLimitedError",
     "Retry",
     "RetryPolicy",
+    "Schedule",
+    "ScheduleRun",
+    "StreamEvent",
+    "StreamItem",
     "Task",
     "TooLargeError",
     "TransportError",

@@ -35,7 +35,9 @@ from .models import (
     Job,
     JobEvent,
     JobPage,
+    Misfire,
     QueueInfo,
+    Schedule,
     WorkerInfo,
     format_time,
 )
@@ -232,6 +234,81 @@ def purge_queue(name: str, state: str) -> Call[int]:
 
 def workers() -> Call[List[WorkerInfo]]:
     return Call("GET", "/v1/workers", lambda d: [WorkerInfo.from_json(w) for w in d["workers"]])
+
+
+def job_template(job: Union[str, Mapping[str, Any]]) -> Dict[str, Any]:
+    """The wire form of a schedule's job: a kind, or a mapping of `enqueue`'s arguments
+    (`{"kind": ..., "args": ..., "queue": ...}`). No idempotency key is made up: the scheduler
+    sets each job's. Options the scheduler sets itself (`run_at`, `delay_ms`,
+    `idempotency_key`, `traceparent`) are sent as given, for the server to refuse by name."""
+    fields: Dict[str, Any] = {"kind": job} if isinstance(job, str) else dict(job)
+    body = job_body(**fields)
+    if fields.get("idempotency_key") is None:
+        del body["idempotency_key"]
+    return body
+
+
+def schedule_body(
+    name: Optional[str],
+    cron: str,
+    job: Union[str, Mapping[str, Any]],
+    timezone: Optional[str],
+    misfire: Union[Misfire, str, Mapping[str, Any], None],
+    jitter_ms: Optional[int],
+    paused: Optional[bool],
+) -> Dict[str, Any]:
+    """The body of a schedule's create or replace; options left as `None` are left out (the
+    server's defaults: `UTC`, `run_once`, no jitter, not paused)."""
+    body: Dict[str, Any] = {}
+    if name is not None:
+        body["name"] = name
+    body["cron"] = cron
+    if timezone is not None:
+        body["timezone"] = timezone
+    body["job"] = job_template(job)
+    if jitter_ms is not None:
+        body["jitter_ms"] = jitter_ms
+    if misfire is not None:
+        if isinstance(misfire, Misfire):
+            body["misfire"] = misfire.to_json()
+        elif isinstance(misfire, str):
+            body["misfire"] = {"policy": misfire}
+        else:
+            body["misfire"] = dict(misfire)
+    if paused is not None:
+        body["paused"] = paused
+    return body
+
+
+def create_schedule(body: Dict[str, Any]) -> Call[Schedule]:
+    return _post("/v1/schedules", body, Schedule.from_json)
+
+
+def replace_schedule(name: str, body: Dict[str, Any]) -> Call[Schedule]:
+    return Call("PUT", _path("v1", "schedules", name), Schedule.from_json, body=dumps(body))
+
+
+def get_schedule(name: str) -> Call[Schedule]:
+    return Call("GET", _path("v1", "schedules", name), Schedule.from_json)
+
+
+def list_schedules() -> Call[List[Schedule]]:
+    return Call(
+        "GET", "/v1/schedules", lambda d: [Schedule.from_json(s) for s in d["schedules"]]
+    )
+
+
+def delete_schedule(name: str) -> Call[None]:
+    return Call("DELETE", _path("v1", "schedules", name), _none)
+
+
+def schedule_action(name: str, action: str) -> Call[Schedule]:
+    """`pause` or `resume`: a POST whose body the API makes optional, sent empty."""
+    return Call("POST", _path("v1", "schedules", name, action), Schedule.from_json)
+
+
+def trigger_schedule(name: str) -> Call[Job]:
+    return Call("POST", _path("v1", "schedules", name, "trigger"), Job.from_json)
 
 
 def lease(

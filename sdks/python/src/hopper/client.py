@@ -6,6 +6,8 @@ loop for `AsyncClient`) serves everything without a new connection per call. Enq
 carry an idempotency key (one is generated when none is given), which makes them safe to retry:
 transport errors and `503 unavailable` answers are retried with backoff per `RetryPolicy`.
 Every error answer raises the `ApiError` subclass of its code (`NotFoundError`, ...).
+
+`events(...)` opens the live event stream (`hopper.events`) on a connection of its own.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from typing import (
     Any,
+    Awaitable,
     Dict,
     Iterable,
     List,
@@ -25,11 +29,13 @@ from typing import (
     Sequence,
     TypeVar,
     Union,
+    overload,
 )
 
 from . import _wire as wire
 from ._http import AsyncTransport, SyncTransport
 from .errors import HopperError
+from .events import DEFAULT_IDLE_TIMEOUT, AsyncEventStream, EventStream, stream_params
 from .models import (
     AckResult,
     Backoff,
@@ -37,11 +43,20 @@ from .models import (
     Job,
     JobEvent,
     JobPage,
+    Misfire,
     QueueInfo,
+    Schedule,
     WorkerInfo,
 )
 
-__all__ = ["DEFAULT_URL", "AsyncClient", "Client", "RetryPolicy", "default_url"]
+__all__ = [
+    "DEFAULT_RECONNECT",
+    "DEFAULT_URL",
+    "AsyncClient",
+    "Client",
+    "RetryPolicy",
+    "default_url",
+]
 
 T = TypeVar("T")
 
@@ -77,6 +92,19 @@ class RetryPolicy:
         wins when it is longer."""
         wait = min(self.max_delay, self.initial_delay * 2.0 ** (attempt - 1))
         return max(wait, error.retry_after or 0.0)
+
+
+#: How an event stream connects again after a drop: first after the server's `retry:` time
+#: (1 s; `initial_delay` when the server gave none), doubling at every failed try up to 30 s,
+#: giving up after 8 failed tries in a row (about 90 s of outage).
+DEFAULT_RECONNECT = RetryPolicy(max_attempts=8, initial_delay=1.0, max_delay=30.0)
+
+Filter = Union[str, Sequence[str], None]
+
+_JOB_EVENTS_POSITIONAL = (
+    "events(job_id) is deprecated: use job_events(job_id) for a job's transitions; "
+    "events() with keyword filters is the live stream of every job's"
+)
 
 
 class _Base:
@@ -186,9 +214,66 @@ class Client(_Base):
         """`GET /v1/jobs/{id}`, with `errors`, `attempts`, `result` and `progress`."""
         return self._send(wire.get(job_id))
 
-    def events(self, job_id: str) -> List[JobEvent]:
+    def job_events(self, job_id: str) -> List[JobEvent]:
         """`GET /v1/jobs/{id}/events`: the job's transitions, oldest first."""
         return self._send(wire.events(job_id))
+
+    @overload
+    def events(self, job_id_: str, /) -> List[JobEvent]: ...
+
+    @overload
+    def events(
+        self,
+        _job_id: None = None,
+        /,
+        *,
+        queue: Filter = None,
+        kind: Filter = None,
+        job_id: Filter = None,
+        type: Filter = None,
+        after: Optional[int] = None,
+        reconnect: RetryPolicy = DEFAULT_RECONNECT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    ) -> EventStream: ...
+
+    def events(
+        self,
+        _job_id: Optional[str] = None,
+        /,
+        *,
+        queue: Filter = None,
+        kind: Filter = None,
+        job_id: Filter = None,
+        type: Filter = None,
+        after: Optional[int] = None,
+        reconnect: RetryPolicy = DEFAULT_RECONNECT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    ) -> Union[EventStream, List[JobEvent]]:
+        """`GET /v1/events`: the live stream of job transitions, connected before this returns
+        (so it holds every event from now on; `after=<seq>` resumes after that event instead).
+
+        Each filter takes one value or a list (any listed value matches; none means all):
+        `queue`, `kind`, `job_id`, and `type` (the state reached: `available`, `running`,
+        `completed`, ...). The stream yields `StreamEvent`s, and a `Gap` where events may be
+        missing; it reconnects by itself after a drop, resuming where it was, per `reconnect`
+        (the server's `retry:` time replaces its initial delay), and takes a connection silent
+        for `idle_timeout` seconds for dead. Close it (or use `with`) to hang up.
+
+        The old form `events(job_id)`, positional, still answers the job's transitions
+        (deprecated: use `job_events`).
+        """
+        if _job_id is not None:
+            warnings.warn(_JOB_EVENTS_POSITIONAL, DeprecationWarning, stacklevel=2)
+            return self.job_events(_job_id)
+        stream = EventStream(
+            self._http,
+            stream_params(queue, kind, job_id, type),
+            after=after,
+            reconnect=reconnect,
+            idle_timeout=idle_timeout,
+        )
+        stream.connect()
+        return stream
 
     def list(
         self,
@@ -255,6 +340,76 @@ class Client(_Base):
     def workers(self) -> List[WorkerInfo]:
         """`GET /v1/workers`: workers seen in the last minute."""
         return self._send(wire.workers())
+
+    # ---- schedules ------------------------------------------------------------------------
+
+    def create_schedule(
+        self,
+        name: str,
+        cron: str,
+        job: Union[str, Mapping[str, Any]],
+        *,
+        timezone: Optional[str] = None,
+        misfire: Union[Misfire, str, Mapping[str, Any], None] = None,
+        jitter_ms: Optional[int] = None,
+        paused: Optional[bool] = None,
+    ) -> Schedule:
+        """`POST /v1/schedules`: a job enqueued at every tick of `cron` (5 fields, 6 with
+        seconds first, or `@daily` ...) read in `timezone` (IANA; `UTC` when left out).
+
+        `job` is the template: a kind, or a mapping of `enqueue`'s arguments (`{"kind":
+        "report", "queue": "reports", "args": {...}, "priority": 5}`) without `run_at`,
+        `delay_ms`, `idempotency_key` or `traceparent`, which the scheduler sets. `misfire`
+        (`Misfire.run_once()` when left out) says which ticks missed while nothing ran fire;
+        each tick's job runs up to `jitter_ms` after it. A name in use is an
+        `InvalidStateError`, a bad field an `InvalidArgumentError` naming it (`cron`,
+        `timezone`, `job.priority`, ...)."""
+        body = wire.schedule_body(name, cron, job, timezone, misfire, jitter_ms, paused)
+        return self._send(wire.create_schedule(body))
+
+    def get_schedule(self, name: str) -> Schedule:
+        """`GET /v1/schedules/{name}`, with its next fire times and last runs."""
+        return self._send(wire.get_schedule(name))
+
+    def list_schedules(self) -> List[Schedule]:
+        """`GET /v1/schedules`: every schedule, by name."""
+        return self._send(wire.list_schedules())
+
+    def replace_schedule(
+        self,
+        name: str,
+        cron: str,
+        job: Union[str, Mapping[str, Any]],
+        *,
+        timezone: Optional[str] = None,
+        misfire: Union[Misfire, str, Mapping[str, Any], None] = None,
+        jitter_ms: Optional[int] = None,
+        paused: Optional[bool] = None,
+    ) -> Schedule:
+        """`PUT /v1/schedules/{name}`: a new definition, as `create_schedule` takes it.
+        Options left out take their defaults (so `paused` left out resumes); what it fired
+        stays, and a new `cron` or `timezone` counts from now."""
+        body = wire.schedule_body(None, cron, job, timezone, misfire, jitter_ms, paused)
+        return self._send(wire.replace_schedule(name, body))
+
+    def delete_schedule(self, name: str) -> None:
+        """`DELETE /v1/schedules/{name}`; the jobs it enqueued stay."""
+        self._send(wire.delete_schedule(name))
+
+    def pause_schedule(self, name: str) -> Schedule:
+        """`POST /v1/schedules/{name}/pause`: fires nothing until resumed."""
+        return self._send(wire.schedule_action(name, "pause"))
+
+    def resume_schedule(self, name: str) -> Schedule:
+        """`POST /v1/schedules/{name}/resume`: the ticks missed while paused are handled by
+        its misfire policy."""
+        return self._send(wire.schedule_action(name, "resume"))
+
+    def trigger_schedule(self, name: str) -> Job:
+        """`POST /v1/schedules/{name}/trigger`: enqueues one job from the template now (also
+        while paused; its own ticks are unaffected). The job's `meta["schedule"]` is
+        `{"name": name, "manual": True}`."""
+        return self._send(wire.trigger_schedule(name))
 
     # ---- the worker's side (the `Worker` runtime uses these through `AsyncClient`) ---------
 
@@ -394,9 +549,59 @@ class AsyncClient(_Base):
         """See `Client.get`."""
         return await self._send(wire.get(job_id))
 
-    async def events(self, job_id: str) -> List[JobEvent]:
-        """See `Client.events`."""
+    async def job_events(self, job_id: str) -> List[JobEvent]:
+        """See `Client.job_events`."""
         return await self._send(wire.events(job_id))
+
+    @overload
+    def events(self, job_id_: str, /) -> Awaitable[List[JobEvent]]: ...
+
+    @overload
+    def events(
+        self,
+        _job_id: None = None,
+        /,
+        *,
+        queue: Filter = None,
+        kind: Filter = None,
+        job_id: Filter = None,
+        type: Filter = None,
+        after: Optional[int] = None,
+        reconnect: RetryPolicy = DEFAULT_RECONNECT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    ) -> AsyncEventStream: ...
+
+    def events(
+        self,
+        _job_id: Optional[str] = None,
+        /,
+        *,
+        queue: Filter = None,
+        kind: Filter = None,
+        job_id: Filter = None,
+        type: Filter = None,
+        after: Optional[int] = None,
+        reconnect: RetryPolicy = DEFAULT_RECONNECT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    ) -> Union[AsyncEventStream, Awaitable[List[JobEvent]]]:
+        """See `Client.events`; iterate with `async for`. The stream connects at `async with`,
+        `await stream.connect()` or the first step of the iteration, whichever comes first:
+        without `after`, it holds the events from then on.
+
+        >>> async with client.events(queue="emails") as stream:
+        ...     async for event in stream:
+        ...         print(event)
+        """
+        if _job_id is not None:
+            warnings.warn(_JOB_EVENTS_POSITIONAL, DeprecationWarning, stacklevel=2)
+            return self.job_events(_job_id)
+        return AsyncEventStream(
+            self._http,
+            stream_params(queue, kind, job_id, type),
+            after=after,
+            reconnect=reconnect,
+            idle_timeout=idle_timeout,
+        )
 
     async def list(
         self,
@@ -460,6 +665,62 @@ class AsyncClient(_Base):
     async def workers(self) -> List[WorkerInfo]:
         """See `Client.workers`."""
         return await self._send(wire.workers())
+
+    # ---- schedules ------------------------------------------------------------------------
+
+    async def create_schedule(
+        self,
+        name: str,
+        cron: str,
+        job: Union[str, Mapping[str, Any]],
+        *,
+        timezone: Optional[str] = None,
+        misfire: Union[Misfire, str, Mapping[str, Any], None] = None,
+        jitter_ms: Optional[int] = None,
+        paused: Optional[bool] = None,
+    ) -> Schedule:
+        """See `Client.create_schedule`."""
+        body = wire.schedule_body(name, cron, job, timezone, misfire, jitter_ms, paused)
+        return await self._send(wire.create_schedule(body))
+
+    async def get_schedule(self, name: str) -> Schedule:
+        """See `Client.get_schedule`."""
+        return await self._send(wire.get_schedule(name))
+
+    async def list_schedules(self) -> List[Schedule]:
+        """See `Client.list_schedules`."""
+        return await self._send(wire.list_schedules())
+
+    async def replace_schedule(
+        self,
+        name: str,
+        cron: str,
+        job: Union[str, Mapping[str, Any]],
+        *,
+        timezone: Optional[str] = None,
+        misfire: Union[Misfire, str, Mapping[str, Any], None] = None,
+        jitter_ms: Optional[int] = None,
+        paused: Optional[bool] = None,
+    ) -> Schedule:
+        """See `Client.replace_schedule`."""
+        body = wire.schedule_body(None, cron, job, timezone, misfire, jitter_ms, paused)
+        return await self._send(wire.replace_schedule(name, body))
+
+    async def delete_schedule(self, name: str) -> None:
+        """See `Client.delete_schedule`."""
+        await self._send(wire.delete_schedule(name))
+
+    async def pause_schedule(self, name: str) -> Schedule:
+        """See `Client.pause_schedule`."""
+        return await self._send(wire.schedule_action(name, "pause"))
+
+    async def resume_schedule(self, name: str) -> Schedule:
+        """See `Client.resume_schedule`."""
+        return await self._send(wire.schedule_action(name, "resume"))
+
+    async def trigger_schedule(self, name: str) -> Job:
+        """See `Client.trigger_schedule`."""
+        return await self._send(wire.trigger_schedule(name))
 
     # ---- the worker's side ---------------------------------------------------------------
 

@@ -97,7 +97,7 @@ class PermissionDeniedError(ApiError):
 
 
 class NotFoundError(ApiError):
-    """404: unknown job (queues never answer 404)."""
+    """404: unknown job or schedule (queues never answer 404)."""
 
     CODE = "not_found"
 
@@ -109,7 +109,8 @@ class LeaseLostError(ApiError):
 
 
 class InvalidStateError(ApiError):
-    """409: the transition is not allowed from the job's state."""
+    """409: the transition is not allowed from the job's state, or a schedule's name is
+    taken."""
 
     CODE = "invalid_state"
 

@@ -1,4 +1,5 @@
-"""Typed values of the v1 API: jobs and their parts, pages, queues, workers, backoff policies.
+"""Typed values of the v1 API: jobs and their parts, pages, queues, workers, backoff policies,
+schedules, and the events of the live stream.
 
 Answers are read leniently: fields this SDK does not know are ignored (and kept in `raw`), so a
 newer server that adds fields never breaks an older SDK. Times are timezone-aware `datetime`s.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 #: States a job never leaves by itself: it ran, it died, or it was cancelled.
 TERMINAL_STATES = frozenset({"completed", "dead", "cancelled"})
@@ -316,3 +317,170 @@ class AckResult:
     def from_json(cls, data: Mapping[str, Any]) -> AckResult:
         err = data.get("error") or {}
         return cls(str(data["id"]), bool(data["ok"]), err.get("code"), str(err.get("message", "")))
+
+
+@dataclass(frozen=True)
+class Misfire:
+    """What a schedule does about ticks missed while no scheduler ran or it was paused:
+    `Misfire.skip()`, `Misfire.run_once()` (the server's default) or `Misfire.catch_up(max)`."""
+
+    #: `skip`, `run_once` or `catch_up`.
+    policy: str
+    #: For `catch_up`: how many of the latest missed ticks fire (1..1000).
+    max: Optional[int] = None
+
+    @classmethod
+    def skip(cls) -> Misfire:
+        """Fire none of the missed ticks."""
+        return cls("skip")
+
+    @classmethod
+    def run_once(cls) -> Misfire:
+        """Fire the latest missed tick only: one job stands for all of them."""
+        return cls("run_once")
+
+    @classmethod
+    def catch_up(cls, max: int) -> Misfire:
+        """Fire the latest `max` missed ticks, oldest first, and skip the older ones."""
+        return cls("catch_up", max=max)
+
+    def to_json(self) -> Dict[str, Any]:
+        """The wire form, `{"policy": ..., "max": ...}`."""
+        out: Dict[str, Any] = {"policy": self.policy}
+        if self.max is not None:
+            out["max"] = self.max
+        return out
+
+    @classmethod
+    def from_json(cls, data: Union[Mapping[str, Any], str]) -> Misfire:
+        """Reads the wire form (or a bare policy name)."""
+        if isinstance(data, str):
+            return cls(data)
+        return cls(str(data.get("policy", "run_once")), data.get("max"))
+
+
+@dataclass(frozen=True)
+class ScheduleRun:
+    """One job a schedule enqueued for one of its ticks."""
+
+    tick_at: Optional[datetime]
+    job_id: str
+    enqueued_at: Optional[datetime]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ScheduleRun:
+        return cls(
+            tick_at=parse_time(data.get("tick_at")),
+            job_id=str(data["job_id"]),
+            enqueued_at=parse_time(data.get("enqueued_at")),
+        )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A cron schedule as the server answers it (`GET /v1/schedules/{name}`)."""
+
+    name: str
+    cron: str
+    #: The IANA time zone the expression is read in.
+    timezone: str
+    #: The job template each tick enqueues, in its wire form (`{"kind", "queue", "args",
+    #: ...}`): pass it back as `job=` to `replace_schedule`.
+    job: Dict[str, Any]
+    jitter_ms: int = 0
+    misfire: Misfire = field(default_factory=Misfire.run_once)
+    paused: bool = False
+    namespace: str = "default"
+    created_at: Optional[datetime] = None
+    #: When the definition last changed (created, replaced, paused or resumed).
+    updated_at: Optional[datetime] = None
+    #: The last tick the scheduler handled (fired or skipped); the creation time before that.
+    cursor: Optional[datetime] = None
+    #: The next tick the scheduler will handle (a missed one, right after a resume); `None`
+    #: when the expression never fires again.
+    next_fire_at: Optional[datetime] = None
+    #: The next (at most 5) fire times from the moment it was read; empty while paused.
+    next_fire_times: List[datetime] = field(default_factory=list)
+    #: The newest (at most 10) jobs it enqueued, newest first.
+    last_runs: List[ScheduleRun] = field(default_factory=list)
+    #: The answer as received, including fields this SDK does not know.
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Schedule:
+        misfire = data.get("misfire")
+        return cls(
+            name=str(data["name"]),
+            cron=str(data["cron"]),
+            timezone=str(data.get("timezone", "UTC")),
+            job=dict(data["job"]),
+            jitter_ms=int(data.get("jitter_ms", 0)),
+            misfire=Misfire.from_json(misfire) if misfire is not None else Misfire.run_once(),
+            paused=bool(data.get("paused", False)),
+            namespace=str(data.get("namespace", "default")),
+            created_at=parse_time(data.get("created_at")),
+            updated_at=parse_time(data.get("updated_at")),
+            cursor=parse_time(data.get("cursor")),
+            next_fire_at=parse_time(data.get("next_fire_at")),
+            next_fire_times=[
+                t for t in (parse_time(v) for v in data.get("next_fire_times") or []) if t
+            ],
+            last_runs=[ScheduleRun.from_json(r) for r in data.get("last_runs") or []],
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One job transition of the live stream (`GET /v1/events`), any job's.
+
+    `seq` is its place in the server's event log: strictly increasing, and every event of a
+    job comes after the job's earlier ones. `type` is the state reached (the same as
+    `to_state`), what the `type=` filter matches.
+    """
+
+    seq: int
+    type: str
+    job_id: str
+    queue: str
+    kind: str
+    #: The state before (`from` on the wire); `None` at enqueue.
+    from_state: Optional[str]
+    #: The state after (`to` on the wire).
+    to_state: str
+    at: Optional[datetime]
+    #: Who: `api`, `worker:<id>` or `system:<service>`.
+    actor: str
+    #: What happened, in a word or two: `enqueue`, `lease`, `complete`, ...
+    reason: str
+    namespace: str = "default"
+    #: The event as received, including fields this SDK does not know.
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StreamEvent:
+        to_state = str(data.get("to", data.get("type", "")))
+        return cls(
+            seq=int(data["seq"]),
+            type=str(data.get("type", to_state)),
+            job_id=str(data["job_id"]),
+            queue=str(data.get("queue", "")),
+            kind=str(data.get("kind", "")),
+            from_state=data.get("from"),
+            to_state=to_state,
+            at=parse_time(data.get("at")),
+            actor=str(data.get("actor", "")),
+            reason=str(data.get("reason", "")),
+            namespace=str(data.get("namespace", "default")),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A break in the live stream: events after `after` may be missing (the consumer fell
+    further behind than the server's history reaches, or resumed from a point older than
+    it). Refetch whatever the events were keeping up to date; the stream goes on after it."""
+
+    #: The last seq the server had offered before the break.
+    after: int
