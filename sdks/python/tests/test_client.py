@@ -134,7 +134,7 @@ def test_cancel_retry_delete_and_events(client, queue):
     with pytest.raises(InvalidStateError):
         client.delete(job.id)  # only finished jobs
     client.cancel(job.id)
-    assert [(e.from_state, e.to_state) for e in client.events(job.id)] == [
+    assert [(e.from_state, e.to_state) for e in client.job_events(job.id)] == [
         (None, "available"),
         ("available", "cancelled"),
         ("cancelled", "available"),
