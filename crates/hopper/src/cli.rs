@@ -548,6 +548,9 @@ pub enum WorkloadArg {
     /// W3 beside a large backlog and history (--jobs of each), as a ratio to W3.
     #[value(name = "W6", alias = "w6")]
     W6,
+    /// The server's resident memory, idle and with --jobs (1,000,000) waiting.
+    #[value(name = "M1", alias = "m1")]
+    M1,
     /// W3 spread over several nodes of one PostgreSQL database (--server and every --node),
     /// beside W3 through the first node alone.
     #[value(name = "W7", alias = "w7")]

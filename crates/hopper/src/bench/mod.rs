@@ -6,6 +6,7 @@
 //! - [`drain`]: W3 (one worker, concurrency 10, drains a backlog).
 //! - [`latency`]: W4 (enqueue → handler start with an idle worker).
 //! - [`history`]: W6 (W3 beside a large backlog and history, as a ratio to W3).
+//! - [`memory`]: M1 (the server's resident memory, idle and with a large backlog).
 //! - [`open_loop`]: W5 (an open-loop producer at a fixed rate while one worker runs).
 //! - [`subscribers`]: event-stream subscribers kept busy during W3 (`--subscribers`).
 //! - [`cluster`]: W7 (W3 spread over several nodes of one PostgreSQL database).
@@ -20,6 +21,7 @@ pub mod drain;
 pub mod enqueue;
 pub mod history;
 pub mod latency;
+pub mod memory;
 pub mod open_loop;
 pub mod own_server;
 pub mod report;
@@ -51,7 +53,7 @@ pub async fn run(server: Option<String>, args: BenchArgs, json: bool) -> anyhow:
         (None, None) => unreachable!("a server was started when none was given"),
     };
     let client = Client::new(&url)?;
-    let outcome = run_workloads(&client, &args).await;
+    let outcome = run_workloads(&client, &args, own.as_ref().and_then(OwnServer::pid)).await;
     if let Some(own) = own {
         own.stop().await.context("stopping the bench server")?;
     }
@@ -69,7 +71,11 @@ pub async fn run(server: Option<String>, args: BenchArgs, json: bool) -> anyhow:
     }
 }
 
-async fn run_workloads(client: &Client, args: &BenchArgs) -> anyhow::Result<Vec<WorkloadResult>> {
+async fn run_workloads(
+    client: &Client,
+    args: &BenchArgs,
+    server_pid: Option<u32>,
+) -> anyhow::Result<Vec<WorkloadResult>> {
     let chosen: &[WorkloadArg] = match args.workload {
         WorkloadArg::All => &[
             WorkloadArg::W1,
@@ -103,6 +109,12 @@ async fn run_workloads(client: &Client, args: &BenchArgs) -> anyhow::Result<Vec<
             }
             WorkloadArg::W4 => latency::w4(client, args.jobs.unwrap_or(2_000)).await,
             WorkloadArg::W5 => open_loop::w5(client, args.rate, args.seconds).await,
+            WorkloadArg::M1 => {
+                let pid = server_pid.context(
+                    "M1 reads the server's memory, so it needs the server the bench starts (no --server)",
+                )?;
+                memory::m1(client, pid, args.jobs.unwrap_or(1_000_000)).await
+            }
             WorkloadArg::W6 => {
                 let r = history::w6(client, args.jobs.unwrap_or(200_000)).await;
                 results.extend(r.with_context(|| format!("workload {w:?}"))?);

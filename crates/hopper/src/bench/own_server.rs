@@ -27,6 +27,11 @@ pub struct OwnServer {
 }
 
 impl OwnServer {
+    /// The server process's id (for reading its memory use).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Starts a server and waits for its `hopper listening on` line.
     pub async fn start(durability: DurabilityArg) -> anyhow::Result<OwnServer> {
         let exe = std::env::current_exe().context("finding the hopper binary")?;
