@@ -71,7 +71,7 @@ pub enum Command {
     Workers,
     /// Follow job transitions as they happen (the live event stream).
     Events(EventsArgs),
-    /// Run the benchmark workloads (W1-W4).
+    /// Run the benchmark workloads (W1-W7, M1; `all` is W1-W4).
     Bench(BenchArgs),
     /// Copy every queue setting, job (with its history) and idempotency key from one store to
     /// another, e.g. from the embedded SQLite store to PostgreSQL. No server may run on the
