@@ -114,13 +114,14 @@ async fn run_all(
 ) {
     let promoter = Promoter::new(store.clone(), config.maintenance.promoter.clone());
     let rescuer = Rescuer::new(store.clone(), config.maintenance.rescuer.clone());
-    let enqueued = metrics.clone();
+    let (enqueued, passes) = (metrics.clone(), metrics.clone());
     let scheduler = Scheduler::new(
         store.clone(),
         config.maintenance.scheduler.clone(),
         config.limits.clone(),
     )
-    .on_enqueued(move |job| enqueued.job_enqueued(job));
+    .on_enqueued(move |job| enqueued.job_enqueued(job))
+    .on_report(move |r| passes.schedule_pass(r.skipped, r.failed));
     // The rescue's time, for the metrics' recent activity.
     let clock = store.clone();
     let pruner = Pruner::new(

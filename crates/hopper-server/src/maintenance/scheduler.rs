@@ -105,12 +105,16 @@ pub struct ScheduleReport {
 /// Told of each job a fire created (not of duplicates): the server counts them in its metrics.
 type EnqueuedObserver = Arc<dyn Fn(&Job) + Send + Sync>;
 
+/// Told of each pass's report (the server counts skipped ticks and failed fires).
+type ReportObserver = Arc<dyn Fn(&ScheduleReport) + Send + Sync>;
+
 /// The scheduler service.
 pub struct Scheduler {
     store: Arc<dyn Store>,
     config: SchedulerConfig,
     limits: Limits,
     on_enqueued: Option<EnqueuedObserver>,
+    on_report: Option<ReportObserver>,
 }
 
 impl Scheduler {
@@ -121,6 +125,7 @@ impl Scheduler {
             config,
             limits,
             on_enqueued: None,
+            on_report: None,
         }
     }
 
@@ -128,6 +133,15 @@ impl Scheduler {
     /// new jobs and are not passed).
     pub fn on_enqueued(mut self, observe: impl Fn(&Job) + Send + Sync + 'static) -> Scheduler {
         self.on_enqueued = Some(Arc::new(observe));
+        self
+    }
+
+    /// Calls `observe` with the report of every pass [`Scheduler::run`] makes.
+    pub fn on_report(
+        mut self,
+        observe: impl Fn(&ScheduleReport) + Send + Sync + 'static,
+    ) -> Scheduler {
+        self.on_report = Some(Arc::new(observe));
         self
     }
 
@@ -272,6 +286,9 @@ impl Scheduler {
         loop {
             let pause = match self.run_once().await {
                 Ok(r) => {
+                    if let Some(observe) = &self.on_report {
+                        observe(&r);
+                    }
                     if r.enqueued > 0 || r.stale > 0 {
                         tracing::debug!(
                             enqueued = r.enqueued,

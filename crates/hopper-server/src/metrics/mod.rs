@@ -128,6 +128,8 @@ pub struct Metrics {
     http_duration: HistogramFamily<HttpDurationLabels>,
     store_operations: HistogramFamily<StoreOpLabels>,
     leader: Gauge,
+    schedule_ticks_skipped: Counter,
+    schedule_fire_failures: Counter,
     activity: Activity,
 }
 
@@ -205,6 +207,8 @@ impl Metrics {
         let store_operations: HistogramFamily<StoreOpLabels> =
             Family::new_with_constructor(store_seconds_histogram);
         let leader = Gauge::default();
+        let schedule_ticks_skipped = Counter::default();
+        let schedule_fire_failures = Counter::default();
 
         // Counter names get their `_total` suffix from the encoder. Names and meanings are
         // listed in docs/metrics.md; dashboards and alerts depend on them, so keep them stable.
@@ -299,6 +303,17 @@ impl Metrics {
             leader.clone(),
         );
 
+        registry.register(
+            "hopper_schedule_ticks_skipped",
+            "Cron ticks not fired: missed ticks a misfire policy dropped, or ticks whose job could not be made",
+            schedule_ticks_skipped.clone(),
+        );
+        registry.register(
+            "hopper_schedule_fire_failures",
+            "Schedule fires that failed (logged, retried at the next pass)",
+            schedule_fire_failures.clone(),
+        );
+
         Metrics {
             registry,
             scrape: Mutex::new(()),
@@ -321,6 +336,8 @@ impl Metrics {
             http_duration,
             store_operations,
             leader,
+            schedule_ticks_skipped,
+            schedule_fire_failures,
             activity: Activity::default(),
         }
     }
@@ -361,6 +378,13 @@ impl Metrics {
             .entry(labels.kind)
             .or_insert(made)
             .clone()
+    }
+
+    /// A scheduler pass ended: its skipped ticks and failed fires (its jobs are counted as
+    /// enqueued one by one).
+    pub fn schedule_pass(&self, skipped: u64, failed: u64) {
+        self.schedule_ticks_skipped.inc_by(skipped);
+        self.schedule_fire_failures.inc_by(failed);
     }
 
     /// This node became (true) or stopped being (false) the maintenance leader.

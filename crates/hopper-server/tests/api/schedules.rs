@@ -593,3 +593,42 @@ async fn the_running_scheduler_fires_every_tick_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The running scheduler counts the ticks its misfire policy drops in
+/// `hopper_schedule_ticks_skipped_total` (an hourly `skip` schedule three and a half hours
+/// behind drops three ticks, once).
+#[tokio::test]
+async fn skipped_ticks_are_counted_in_the_metrics() {
+    let mut config = test_config();
+    config.maintenance.scheduler.start_jitter = Duration::ZERO;
+    let clock = ManualClock::new(ts("2026-05-13T10:00:00Z"));
+    let s = TestServer::start_with(config, Some(clock.clone())).await;
+    create(
+        &s,
+        json!({"name": "skipper", "cron": "0 * * * *", "misfire": {"policy": "skip"},
+               "job": {"kind": "k", "queue": "skipper"}}),
+    )
+    .await;
+    clock.set(ts("2026-05-13T13:30:00Z"));
+    let skipped = async || {
+        let text = s.get("/metrics").await.expect(200).body;
+        text.as_str()
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("hopper_schedule_ticks_skipped_total "))
+            .map(|v| v.trim().parse::<f64>().unwrap())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while skipped().await != Some(3.0) {
+        assert!(
+            Instant::now() < deadline,
+            "skipped ticks: {:?}",
+            skipped().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Later passes do not count them again.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(skipped().await, Some(3.0));
+    assert_eq!(ticks_of(&s, "skipper").await, []);
+}
