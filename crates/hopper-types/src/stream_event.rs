@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{JobId, JobState, Timestamp};
+use crate::{JobEvent, JobId, JobState, Timestamp};
 
 /// One recorded transition with the job's queue and kind, in event-log order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -35,4 +35,23 @@ pub struct StreamEvent {
     pub actor: String,
     /// What happened, in a word or two (`lease`, `complete`, `cancel_requested`, ...).
     pub reason: String,
+}
+
+impl StreamEvent {
+    /// `event` as the stream shows it, with its job's tenant, queue and kind.
+    pub fn new(event: JobEvent, namespace: String, queue: String, kind: String) -> StreamEvent {
+        StreamEvent {
+            seq: event.seq,
+            event_type: event.to,
+            job_id: event.job_id,
+            namespace,
+            queue,
+            kind,
+            from: event.from,
+            to: event.to,
+            at: event.at,
+            actor: event.actor,
+            reason: event.reason,
+        }
+    }
 }

@@ -76,24 +76,34 @@ impl EventFilter {
     }
 }
 
+/// A test event: job `seq`'s enqueue into `queue` (kind `k`).
+#[cfg(test)]
+pub(crate) fn test_event(seq: i64, queue: &str) -> StreamEvent {
+    StreamEvent {
+        seq,
+        event_type: JobState::Available,
+        job_id: JobId::new(),
+        namespace: "default".into(),
+        queue: queue.into(),
+        kind: "k".into(),
+        from: None,
+        to: JobState::Available,
+        at: hopper_types::Timestamp(0),
+        actor: "api".into(),
+        reason: "enqueue".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hopper_types::Timestamp;
 
     fn event(queue: &str, to: JobState) -> StreamEvent {
         StreamEvent {
-            seq: 42,
             event_type: to,
-            job_id: JobId::new(),
-            namespace: "default".into(),
-            queue: queue.into(),
-            kind: "mail".into(),
-            from: None,
             to,
-            at: Timestamp(0),
-            actor: "api".into(),
-            reason: "enqueue".into(),
+            kind: "mail".into(),
+            ..test_event(42, queue)
         }
     }
 

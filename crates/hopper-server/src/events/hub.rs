@@ -140,22 +140,9 @@ fn backlog_of(h: &History, after: i64) -> Backlog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hopper_types::{JobId, JobState, StreamEvent, Timestamp};
 
     fn frame(seq: i64) -> Arc<Frame> {
-        Arc::new(Frame::render(&StreamEvent {
-            seq,
-            event_type: JobState::Available,
-            job_id: JobId::new(),
-            namespace: "default".into(),
-            queue: "q".into(),
-            kind: "k".into(),
-            from: None,
-            to: JobState::Available,
-            at: Timestamp(0),
-            actor: "api".into(),
-            reason: "enqueue".into(),
-        }))
+        Arc::new(Frame::render(&crate::events::frame::test_event(seq, "q")))
     }
 
     fn seqs(frames: &[Arc<Frame>]) -> Vec<i64> {

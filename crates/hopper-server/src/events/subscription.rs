@@ -111,22 +111,9 @@ impl Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hopper_types::{JobId, JobState, StreamEvent, Timestamp};
 
     fn frame(seq: i64, queue: &str) -> Arc<Frame> {
-        Arc::new(Frame::render(&StreamEvent {
-            seq,
-            event_type: JobState::Available,
-            job_id: JobId::new(),
-            namespace: "default".into(),
-            queue: queue.into(),
-            kind: "k".into(),
-            from: None,
-            to: JobState::Available,
-            at: Timestamp(0),
-            actor: "api".into(),
-            reason: "enqueue".into(),
-        }))
+        Arc::new(Frame::render(&crate::events::frame::test_event(seq, queue)))
     }
 
     fn all() -> EventFilter {

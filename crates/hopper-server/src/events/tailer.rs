@@ -182,24 +182,11 @@ impl Cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hopper_types::{JobId, JobState, Timestamp};
 
     fn row(seq: i64) -> EventLogRow {
         EventLogRow {
             seq,
-            event: Some(StreamEvent {
-                seq,
-                event_type: JobState::Available,
-                job_id: JobId::new(),
-                namespace: "default".into(),
-                queue: "q".into(),
-                kind: "k".into(),
-                from: None,
-                to: JobState::Available,
-                at: Timestamp(0),
-                actor: "api".into(),
-                reason: "enqueue".into(),
-            }),
+            event: Some(crate::events::frame::test_event(seq, "q")),
         }
     }
 

@@ -34,19 +34,12 @@ pub(crate) async fn events_after(
             let queue: Option<String> = row.try_get(8).map_err(db_error)?;
             let kind: Option<String> = row.try_get(9).map_err(db_error)?;
             let event = match (queue, kind) {
-                (Some(queue), Some(kind)) => Some(StreamEvent {
-                    seq: event.seq,
-                    event_type: event.to,
-                    job_id: event.job_id,
-                    namespace: row.try_get(7).map_err(db_error)?,
+                (Some(queue), Some(kind)) => Some(StreamEvent::new(
+                    event,
+                    row.try_get(7).map_err(db_error)?,
                     queue,
                     kind,
-                    from: event.from,
-                    to: event.to,
-                    at: event.at,
-                    actor: event.actor,
-                    reason: event.reason,
-                }),
+                )),
                 _ => None,
             };
             Ok(EventLogRow {

@@ -26,24 +26,15 @@ pub(crate) fn events_after(
     let rows = stmt
         .query_map(params![after, limit as i64], |row| {
             let event = decode_event(row)?;
+            let seq = event.seq;
             let queue: Option<String> = row.get(8)?;
             let kind: Option<String> = row.get(9)?;
             Ok(EventLogRow {
-                seq: event.seq,
+                seq,
                 event: match (queue, kind) {
-                    (Some(queue), Some(kind)) => Some(StreamEvent {
-                        seq: event.seq,
-                        event_type: event.to,
-                        job_id: event.job_id,
-                        namespace: row.get(7)?,
-                        queue,
-                        kind,
-                        from: event.from,
-                        to: event.to,
-                        at: event.at,
-                        actor: event.actor,
-                        reason: event.reason,
-                    }),
+                    (Some(queue), Some(kind)) => {
+                        Some(StreamEvent::new(event, row.get(7)?, queue, kind))
+                    }
                     _ => None,
                 },
             })
