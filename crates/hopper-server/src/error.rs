@@ -178,6 +178,7 @@ impl From<StoreError> for ApiError {
                 ),
             )
             .with_field("idempotency_key"),
+            StoreError::Conflict(why) => ApiError::new(ErrorCode::InvalidState, why),
             StoreError::AlreadyExists(what) => {
                 ApiError::new(ErrorCode::InvalidState, format!("{what} already exists"))
             }

@@ -30,6 +30,10 @@ pub enum StoreError {
         /// The job that holds the key.
         existing: JobId,
     },
+    /// The change does not fit the current state of what it names (e.g. retrying a workflow
+    /// run that is still running); the message says why.
+    #[error("{0}")]
+    Conflict(String),
     /// The thing to create exists already (a schedule of that name).
     #[error("{0} already exists")]
     AlreadyExists(String),
@@ -56,6 +60,7 @@ impl From<TransitionError> for StoreError {
             TransitionError::InvalidState { state, action } => {
                 StoreError::InvalidState { state, action }
             }
+            e @ TransitionError::WorkflowStep { .. } => StoreError::Conflict(e.to_string()),
         }
     }
 }

@@ -9,6 +9,9 @@
 //! [`lease_plan`] decides, for every backend alike, which jobs a lease takes from a queue
 //! whose limits or policy shape leases.
 //!
+//! [`workflow_plan`] decides, for every backend alike, how new workflow steps start, what a
+//! finished step does to its children, and what a retry of a run reopens.
+//!
 //! One conformance suite (`hopper-store-tests`) runs against every backend.
 
 mod error;
@@ -17,9 +20,12 @@ mod params;
 mod schedule_params;
 mod signals;
 mod store;
+mod workflow_params;
+pub mod workflow_plan;
 
 pub use error::StoreError;
 pub use params::*;
 pub use schedule_params::*;
 pub use signals::QueueSignals;
 pub use store::Store;
+pub use workflow_params::*;

@@ -272,4 +272,59 @@ pub trait Store: Send + Sync + 'static {
         &self,
         params: crate::ScheduleFire,
     ) -> Result<crate::ScheduleFireOutcome, StoreError>;
+
+    // Workflows.
+
+    /// Stores a run and all its steps atomically (planned by
+    /// [`crate::workflow_plan::plan_steps`]); answers the run with its steps.
+    async fn workflow_insert(&self, params: crate::WorkflowInsert) -> Result<crate::WorkflowRun, StoreError>;
+
+    /// A run with its steps; [`StoreError::NotFound`] when unknown.
+    async fn workflow_get(
+        &self,
+        namespace: &str,
+        id: &hopper_types::workflow_run::WorkflowId,
+    ) -> Result<crate::WorkflowRun, StoreError>;
+
+    /// Runs of a namespace, newest first.
+    async fn workflow_list(
+        &self,
+        params: &crate::WorkflowListParams,
+    ) -> Result<Vec<hopper_types::workflow_run::Workflow>, StoreError>;
+
+    /// Cancels every unfinished step of a running run (running ones are flagged, as a job
+    /// cancel does); the run settles `cancelled` when its last step finishes.
+    /// [`StoreError::InvalidState`] when the run has finished.
+    async fn workflow_cancel(
+        &self,
+        namespace: &str,
+        id: &hopper_types::workflow_run::WorkflowId,
+        actor: &str,
+    ) -> Result<hopper_types::workflow_run::Workflow, StoreError>;
+
+    /// Starts the failed and cancelled steps of a finished run over (planned by
+    /// [`crate::workflow_plan::plan_retry`]), keeping completed ones.
+    /// [`StoreError::InvalidState`] while the run is running or when nothing failed.
+    async fn workflow_retry(
+        &self,
+        namespace: &str,
+        id: &hopper_types::workflow_run::WorkflowId,
+        actor: &str,
+    ) -> Result<hopper_types::workflow_run::Workflow, StoreError>;
+
+    /// Adds steps to a running run, validated against its steps in the same transaction
+    /// (errors as [`StoreError::InvalidArgument`] naming the field); answers the new steps.
+    /// A parent that finishes concurrently is either seen finished or counts the new child
+    /// down itself: never both, never neither.
+    async fn workflow_add_steps(
+        &self,
+        params: crate::WorkflowAddSteps,
+    ) -> Result<Vec<Job>, StoreError>;
+
+    /// The parents of each of `steps`, as (child id, parent job) pairs.
+    async fn workflow_parents(
+        &self,
+        namespace: &str,
+        steps: &[JobId],
+    ) -> Result<crate::StepParents, StoreError>;
 }

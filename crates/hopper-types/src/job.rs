@@ -86,6 +86,9 @@ pub struct Job {
     /// already recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<bool>,
+    /// Set when the job is a step of a workflow run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<crate::workflow_run::StepInfo>,
     /// The lease length the current lease was granted with (kept for restart grace).
     #[serde(skip)]
     pub lease_ms: i64,

@@ -8,6 +8,7 @@ use rand::Rng;
 use serde_json::value::RawValue;
 
 use crate::job::MAX_ERRORS_KEPT;
+use crate::workflow_run::StepInfo;
 use crate::{Attempt, AttemptOutcome, ErrorRecord, Job, JobState, LeaseToken, NewJob, Timestamp};
 
 /// One state change to record as an event.
@@ -43,6 +44,13 @@ pub enum TransitionError {
         state: JobState,
         /// What was asked.
         action: &'static str,
+    },
+    /// A finished step of a workflow run starts over only with its run (which also restarts
+    /// the steps its failure cancelled).
+    #[error("the job is a step of workflow run {workflow_id}: retry the run instead")]
+    WorkflowStep {
+        /// The run.
+        workflow_id: crate::JobId,
     },
 }
 
@@ -100,6 +108,7 @@ pub fn insert(new: NewJob, now: Timestamp) -> (Job, Change) {
         cancel_requested: false,
         lease_token: None,
         duplicate: None,
+        workflow: None,
         lease_ms: 0,
     };
     (
@@ -110,6 +119,89 @@ pub fn insert(new: NewJob, now: Timestamp) -> (Job, Change) {
             reason: "enqueue",
         },
     )
+}
+
+/// Creates the stored job of a workflow step: `pending` while `step.waiting_on` is above zero,
+/// otherwise as [`insert`] would.
+pub fn insert_step(new: NewJob, step: StepInfo, now: Timestamp) -> (Job, Change) {
+    let (mut job, mut change) = insert(new, now);
+    if step.waiting_on > 0 {
+        job.state = JobState::Pending;
+        change.to = JobState::Pending;
+    }
+    job.workflow = Some(step);
+    (job, change)
+}
+
+/// One parent of a `pending` step is done (or failed under a policy that lets dependents
+/// run). The step waits for one fewer; at zero it leaves `pending` (for `scheduled` when its
+/// `run_at` is still ahead) and the change is returned. Anything but a pending step is left
+/// alone.
+pub fn dependency_done(job: &mut Job, now: Timestamp) -> Option<Change> {
+    if job.state != JobState::Pending {
+        return None;
+    }
+    let step = job.workflow.as_mut()?;
+    step.waiting_on = step.waiting_on.saturating_sub(1);
+    if step.waiting_on > 0 {
+        return None;
+    }
+    // Queued behind what was enqueued before it became runnable, not by its submission time.
+    job.available_at = job.available_at.max(now);
+    job.state = if job.available_at > now {
+        JobState::Scheduled
+    } else {
+        JobState::Available
+    };
+    Some(Change {
+        from: Some(JobState::Pending),
+        to: job.state,
+        reason: "dependencies_done",
+    })
+}
+
+/// A step upstream failed under `cancel_dependents` (or was itself cancelled that way), or the
+/// run is being cancelled: a `pending` step is cancelled without running.
+pub fn upstream_failed(job: &mut Job, now: Timestamp) -> Option<Change> {
+    if job.state != JobState::Pending {
+        return None;
+    }
+    if let Some(step) = job.workflow.as_mut() {
+        step.upstream_failed = true;
+    }
+    finish(job, now, JobState::Cancelled);
+    Some(Change {
+        from: Some(JobState::Pending),
+        to: JobState::Cancelled,
+        reason: "upstream_failed",
+    })
+}
+
+/// A retry of its run starts a failed or cancelled step over, waiting for `waiting_on` parents
+/// that are not done (in `pending`) or ready at once.
+pub fn reopen_step(
+    job: &mut Job,
+    waiting_on: u32,
+    now: Timestamp,
+) -> Result<Change, TransitionError> {
+    let from = job.state;
+    if !matches!(from, JobState::Dead | JobState::Cancelled) {
+        return Err(TransitionError::InvalidState {
+            state: from,
+            action: "reopen",
+        });
+    }
+    let mut change = restart(job, now)?;
+    change.reason = "workflow_retry";
+    if let Some(step) = job.workflow.as_mut() {
+        step.waiting_on = waiting_on;
+        step.upstream_failed = false;
+        if waiting_on > 0 {
+            job.state = JobState::Pending;
+            change.to = JobState::Pending;
+        }
+    }
+    Ok(change)
 }
 
 /// Leases an `available` job to `worker_id` for `lease_ms`.
@@ -379,6 +471,19 @@ pub fn cancel(job: &mut Job, now: Timestamp) -> Result<Change, TransitionError> 
 /// Retry asked through the API: finished jobs start over; waiting ones run now.
 pub fn retry(job: &mut Job, now: Timestamp) -> Result<Change, TransitionError> {
     let from = job.state;
+    if let Some(step) = &job.workflow
+        && from.is_finished()
+    {
+        return Err(TransitionError::WorkflowStep {
+            workflow_id: step.workflow_id,
+        });
+    }
+    restart(job, now)
+}
+
+// Retry without the workflow check: a run's retry reopens its steps through here.
+fn restart(job: &mut Job, now: Timestamp) -> Result<Change, TransitionError> {
+    let from = job.state;
     match from {
         JobState::Dead | JobState::Cancelled | JobState::Completed => {
             job.attempt = 0;
@@ -501,6 +606,50 @@ mod tests {
             retryable,
             retry_in_ms: None,
         }
+    }
+
+    fn step(json: &str, waiting_on: u32) -> Job {
+        let r: crate::new_job::EnqueueRequest = serde_json::from_str(json).unwrap();
+        let info = StepInfo {
+            workflow_id: crate::JobId::new(),
+            step: "s".into(),
+            depends_on: vec!["a".into(), "b".into()],
+            on_failure: crate::workflow::OnFailure::CancelDependents,
+            waiting_on,
+            upstream_failed: false,
+        };
+        insert_step(r.validate_default(&Limits::default()), info, T0).0
+    }
+
+    #[test]
+    fn a_step_waits_in_pending_until_its_last_parent_is_done() {
+        assert_eq!(step(r#"{"kind":"k"}"#, 0).state, JobState::Available);
+        let mut j = step(r#"{"kind":"k"}"#, 2);
+        assert_eq!(j.state, JobState::Pending);
+        let later = T0.plus_ms(5_000);
+        assert_eq!(dependency_done(&mut j, later), None);
+        assert_eq!(j.workflow.as_ref().unwrap().waiting_on, 1);
+        let c = dependency_done(&mut j, later).unwrap();
+        assert_eq!((c.from, c.to, c.reason), (Some(JobState::Pending), JobState::Available, "dependencies_done"));
+        assert_eq!(j.available_at, later, "queued from the moment it became runnable");
+        assert_eq!(dependency_done(&mut j, later), None, "only a pending step moves");
+        let mut delayed = step(r#"{"kind":"k","delay_ms":60000}"#, 1);
+        assert_eq!(dependency_done(&mut delayed, T0).unwrap().to, JobState::Scheduled);
+    }
+
+    #[test]
+    fn an_upstream_failure_cancels_a_pending_step_and_a_run_retry_reopens_it() {
+        let mut j = step(r#"{"kind":"k"}"#, 2);
+        let c = upstream_failed(&mut j, T0).unwrap();
+        assert_eq!((c.to, c.reason), (JobState::Cancelled, "upstream_failed"));
+        assert!(j.workflow.as_ref().unwrap().upstream_failed);
+        assert_eq!(upstream_failed(&mut j, T0), None);
+        let c = reopen_step(&mut j, 1, T0).unwrap();
+        assert_eq!((c.from, c.to), (Some(JobState::Cancelled), JobState::Pending));
+        let info = j.workflow.as_ref().unwrap();
+        assert_eq!((info.waiting_on, info.upstream_failed), (1, false));
+        let mut done = step(r#"{"kind":"k"}"#, 0);
+        assert!(reopen_step(&mut done, 0, T0).is_err(), "only failed steps reopen");
     }
 
     #[test]
