@@ -26,6 +26,23 @@ impl FromRequestParts<AppState> for JobIdPath {
     }
 }
 
+/// The `{id}` of a workflow run route.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkflowIdPath(pub hopper_types::workflow_run::WorkflowId);
+
+impl FromRequestParts<AppState> for WorkflowIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::invalid("id", e.body_text()))?;
+        raw.parse().map(WorkflowIdPath).map_err(|_| {
+            ApiError::invalid("id", format!("`{raw}` is not a workflow run id (a UUID)"))
+        })
+    }
+}
+
 /// The `{name}` of a queue route. Queues exist implicitly, so any valid name is accepted.
 #[derive(Debug, Clone)]
 pub struct QueueNamePath(pub String);

@@ -7,6 +7,7 @@ use utoipa::OpenApi;
 
 use crate::routes::{
     bulk, dead_letters, events, jobs, leases, ops, outcomes, queues, schedules, stats, workers,
+    workflows,
 };
 
 /// The API description. Schemas referenced by the paths are collected automatically.
@@ -50,6 +51,12 @@ use crate::routes::{
         schedules::pause_schedule,
         schedules::resume_schedule,
         schedules::trigger_schedule,
+        workflows::submit_workflow,
+        workflows::list_workflows,
+        workflows::get_workflow,
+        workflows::cancel_workflow,
+        workflows::retry_workflow,
+        workflows::add_steps,
         workers::list_workers,
         events::events_sse,
         events::events_ws,
@@ -67,6 +74,7 @@ use crate::routes::{
         (name = "workers", description = "Workers: lease, heartbeat, report outcomes"),
         (name = "queues", description = "Queues: counts, pause, resume, bulk retry and purge"),
         (name = "schedules", description = "Cron schedules: define, pause, resume, trigger"),
+        (name = "workflows", description = "Workflow runs: DAGs of steps, cancel, retry, dynamic fan-out"),
         (name = "events", description = "The live stream of job transitions (SSE and WebSocket)"),
         (name = "dead-letters", description = "Dead jobs grouped by queue and error: list, retry, purge"),
         (name = "operations", description = "Health, readiness, metrics, this document"),

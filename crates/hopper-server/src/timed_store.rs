@@ -99,6 +99,13 @@ store_ops! {
     schedule_due => "schedule_due",
     schedule_next_fire_at => "schedule_next_fire_at",
     schedule_fire => "schedule_fire",
+    workflow_insert => "workflow_insert",
+    workflow_get => "workflow_get",
+    workflow_list => "workflow_list",
+    workflow_cancel => "workflow_cancel",
+    workflow_retry => "workflow_retry",
+    workflow_add_steps => "workflow_add_steps",
+    workflow_parents => "workflow_parents",
 }
 
 /// A store whose every call is timed into the metrics it was made with.
@@ -486,6 +493,71 @@ impl Store for TimedStore {
 
     async fn schedule_fire(&self, params: ScheduleFire) -> Result<ScheduleFireOutcome, StoreError> {
         timed!(self, schedule_fire, self.inner.schedule_fire(params))
+    }
+
+    async fn workflow_insert(&self, params: WorkflowInsert) -> Result<WorkflowRun, StoreError> {
+        timed!(self, workflow_insert, self.inner.workflow_insert(params))
+    }
+
+    async fn workflow_get(
+        &self,
+        namespace: &str,
+        id: &hopper_types::workflow_run::WorkflowId,
+    ) -> Result<WorkflowRun, StoreError> {
+        timed!(self, workflow_get, self.inner.workflow_get(namespace, id))
+    }
+
+    async fn workflow_list(
+        &self,
+        params: &WorkflowListParams,
+    ) -> Result<Vec<hopper_types::workflow_run::Workflow>, StoreError> {
+        timed!(self, workflow_list, self.inner.workflow_list(params))
+    }
+
+    async fn workflow_cancel(
+        &self,
+        namespace: &str,
+        id: &hopper_types::workflow_run::WorkflowId,
+        actor: &str,
+    ) -> Result<hopper_types::workflow_run::Workflow, StoreError> {
+        timed!(
+            self,
+            workflow_cancel,
+            self.inner.workflow_cancel(namespace, id, actor)
+        )
+    }
+
+    async fn workflow_retry(
+        &self,
+        namespace: &str,
+        id: &hopper_types::workflow_run::WorkflowId,
+        actor: &str,
+    ) -> Result<hopper_types::workflow_run::Workflow, StoreError> {
+        timed!(
+            self,
+            workflow_retry,
+            self.inner.workflow_retry(namespace, id, actor)
+        )
+    }
+
+    async fn workflow_add_steps(&self, params: WorkflowAddSteps) -> Result<Vec<Job>, StoreError> {
+        timed!(
+            self,
+            workflow_add_steps,
+            self.inner.workflow_add_steps(params)
+        )
+    }
+
+    async fn workflow_parents(
+        &self,
+        namespace: &str,
+        steps: &[JobId],
+    ) -> Result<StepParents, StoreError> {
+        timed!(
+            self,
+            workflow_parents,
+            self.inner.workflow_parents(namespace, steps)
+        )
     }
 }
 

@@ -46,8 +46,9 @@ pub(crate) fn insert_job(conn: &Connection, job: &Job) -> Result<(), StoreError>
         .prepare_cached(
             "INSERT INTO jobs (id, namespace, queue, kind, state, priority, available_at, rescue_at,
                 finished_at, created_at, lease_ms, worker_id, tags, body, concurrency_key,
-                fairness_key, estimated_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                fairness_key, estimated_ms, workflow_id, step)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18, ?19)",
         )
         .map_err(sql_error)?;
     stmt.execute(params![
@@ -68,6 +69,8 @@ pub(crate) fn insert_job(conn: &Connection, job: &Job) -> Result<(), StoreError>
         job.concurrency_key.as_deref().unwrap_or(""),
         job.fairness_key.as_deref().unwrap_or(""),
         job.estimated_ms,
+        job.workflow.as_ref().map(|w| w.workflow_id.to_string()),
+        job.workflow.as_ref().map(|w| w.step.as_str()),
     ])
     .map_err(sql_error)?;
     Ok(())

@@ -182,6 +182,50 @@ CREATE TABLE workers_seen (
 );
 "#,
     ),
+    (
+        7,
+        r#"
+-- Workflow runs: the run's counters, kept in step with its steps' transitions.
+CREATE TABLE workflows (
+    id               TEXT PRIMARY KEY,
+    namespace        TEXT NOT NULL,
+    name             TEXT,
+    state            TEXT NOT NULL,
+    steps            INTEGER NOT NULL,
+    open_steps       INTEGER NOT NULL,
+    failed_steps     INTEGER NOT NULL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    definition       TEXT,
+    logical_date     TEXT,
+    created_at       INTEGER NOT NULL,
+    finished_at      INTEGER
+);
+CREATE INDEX workflows_by_namespace ON workflows (namespace, id);
+-- One run per definition and logical date: what makes a backfill idempotent.
+CREATE UNIQUE INDEX workflows_logical_date ON workflows (namespace, definition, logical_date)
+    WHERE definition IS NOT NULL;
+
+-- A step is a job with its run and name (unique in the run).
+ALTER TABLE jobs ADD COLUMN workflow_id TEXT;
+ALTER TABLE jobs ADD COLUMN step TEXT;
+CREATE UNIQUE INDEX jobs_workflow_step ON jobs (workflow_id, step) WHERE workflow_id IS NOT NULL;
+
+-- The graph: one row per dependency. A finishing step finds its children by `parent`; a
+-- leased step its parents by `child`.
+CREATE TABLE job_deps (
+    parent TEXT NOT NULL,
+    child  TEXT NOT NULL,
+    PRIMARY KEY (parent, child)
+) WITHOUT ROWID;
+CREATE INDEX job_deps_child ON job_deps (child, parent);
+-- A deleted step takes its edges with it; ordinary jobs pay nothing.
+CREATE TRIGGER jobs_delete_step_edges AFTER DELETE ON jobs WHEN old.workflow_id IS NOT NULL
+BEGIN
+    DELETE FROM job_deps WHERE parent = old.id;
+    DELETE FROM job_deps WHERE child = old.id;
+END;
+"#,
+    ),
 ];
 
 /// Applies every migration newer than the database's version.
@@ -252,6 +296,6 @@ mod tests {
             .query_row("SELECT count(*) FROM queues", [], |r| r.get(0))
             .unwrap();
         assert_eq!((leases, queues), (0, 1));
-        assert_eq!(latest_version(), 6);
+        assert_eq!(latest_version(), 7);
     }
 }

@@ -515,4 +515,66 @@ impl Store for SqliteStore {
         self.write(move |ctx| ops::schedule::fire(ctx, params))
             .await
     }
+
+    async fn workflow_insert(&self, params: WorkflowInsert) -> Result<WorkflowRun, StoreError> {
+        self.write(move |ctx| ops::workflow::insert(ctx, params))
+            .await
+    }
+
+    async fn workflow_get(
+        &self,
+        namespace: &str,
+        id: &hopper_types::workflow_run::WorkflowId,
+    ) -> Result<WorkflowRun, StoreError> {
+        let (ns, id) = (namespace.to_string(), *id);
+        self.readers
+            .run(move |c| ops::workflow::get(c, &ns, &id))
+            .await
+    }
+
+    async fn workflow_list(
+        &self,
+        params: &WorkflowListParams,
+    ) -> Result<Vec<hopper_types::workflow_run::Workflow>, StoreError> {
+        let p = params.clone();
+        self.readers.run(move |c| ops::workflow::list(c, &p)).await
+    }
+
+    async fn workflow_cancel(
+        &self,
+        namespace: &str,
+        id: &hopper_types::workflow_run::WorkflowId,
+        actor: &str,
+    ) -> Result<hopper_types::workflow_run::Workflow, StoreError> {
+        let (ns, id, actor) = (namespace.to_string(), *id, actor.to_string());
+        self.write(move |ctx| ops::workflow::cancel(ctx, &ns, &id, &actor))
+            .await
+    }
+
+    async fn workflow_retry(
+        &self,
+        namespace: &str,
+        id: &hopper_types::workflow_run::WorkflowId,
+        actor: &str,
+    ) -> Result<hopper_types::workflow_run::Workflow, StoreError> {
+        let (ns, id, actor) = (namespace.to_string(), *id, actor.to_string());
+        self.write(move |ctx| ops::workflow::retry(ctx, &ns, &id, &actor))
+            .await
+    }
+
+    async fn workflow_add_steps(&self, params: WorkflowAddSteps) -> Result<Vec<Job>, StoreError> {
+        self.write(move |ctx| ops::workflow::add_steps(ctx, params))
+            .await
+    }
+
+    async fn workflow_parents(
+        &self,
+        namespace: &str,
+        steps: &[JobId],
+    ) -> Result<StepParents, StoreError> {
+        let (ns, steps) = (namespace.to_string(), steps.to_vec());
+        self.readers
+            .run(move |c| ops::workflow::parents(c, &ns, &steps))
+            .await
+    }
 }

@@ -46,8 +46,23 @@ pub(crate) struct WriteCtx<'a> {
 
 impl WriteCtx<'_> {
     /// Records a transition of `job` (already saved): its event, the count move, and a wake-up
-    /// when it became available.
+    /// when it became available. A workflow step that finished also moves its run and its
+    /// children on, in this same transaction (see [`crate::ops::workflow::step_finished`]).
     pub(crate) fn record(
+        &mut self,
+        job: &Job,
+        change: Change,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        self.record_transition(job, change, actor)?;
+        if job.workflow.is_some() && change.to.is_finished() && change.from != Some(change.to) {
+            crate::ops::workflow::step_finished(self, job, actor)?;
+        }
+        Ok(())
+    }
+
+    /// [`WriteCtx::record`] without the workflow follow-up, for the steps that follow-up moves.
+    pub(crate) fn record_transition(
         &mut self,
         job: &Job,
         change: Change,

@@ -40,6 +40,7 @@
 //! - [`schedule`]: cron schedules, their due selection and the compare-and-set fire.
 //! - [`feed`]: the event log in order, as the live event stream tails it.
 //! - [`workers_seen`]: the workers every node saw, shared through the store.
+//! - [`workflow`]: workflow runs, their steps' dependencies, failure policies, fan-in.
 
 pub mod concurrency;
 pub mod durability;
@@ -58,6 +59,7 @@ pub mod schedule;
 pub mod signals;
 pub mod support;
 pub mod workers_seen;
+pub mod workflow;
 
 use std::sync::Arc;
 
@@ -284,6 +286,20 @@ macro_rules! conformance_suite {
                 a_later_sighting_wins_whatever_the_order_of_writes,
                 workers_seen_prune_forgets_the_old_ones,
             ],
+            workflow: [
+                workflow_diamond_runs_in_dependency_order_and_passes_results,
+                workflow_cancel_dependents_cancels_everything_downstream,
+                workflow_continue_and_ignore_let_dependents_run,
+                workflow_cancelled_step_follows_its_policy,
+                workflow_cancel_cancels_what_has_not_finished,
+                workflow_retry_reruns_failed_and_cancelled_steps_only,
+                workflow_running_step_adds_a_fan_out_and_fan_in,
+                workflow_added_steps_are_validated_against_the_run,
+                workflow_concurrent_fan_in_fires_exactly_once,
+                workflow_rescued_dead_step_cancels_its_dependents,
+                workflow_list_get_and_namespaces,
+                workflow_steps_are_left_out_of_queue_retry_dead,
+            ],
         }
     };
 }
@@ -330,6 +346,7 @@ mod self_check {
         ("schedule", include_str!("schedule.rs")),
         ("feed", include_str!("feed.rs")),
         ("workers_seen", include_str!("workers_seen.rs")),
+        ("workflow", include_str!("workflow.rs")),
     ];
 
     fn defined(source: &str) -> Vec<String> {

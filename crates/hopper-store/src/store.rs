@@ -277,7 +277,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a run and all its steps atomically (planned by
     /// [`crate::workflow_plan::plan_steps`]); answers the run with its steps.
-    async fn workflow_insert(&self, params: crate::WorkflowInsert) -> Result<crate::WorkflowRun, StoreError>;
+    async fn workflow_insert(
+        &self,
+        params: crate::WorkflowInsert,
+    ) -> Result<crate::WorkflowRun, StoreError>;
 
     /// A run with its steps; [`StoreError::NotFound`] when unknown.
     async fn workflow_get(

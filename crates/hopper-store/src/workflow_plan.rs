@@ -69,7 +69,12 @@ pub fn plan_steps(
                 .depends_on
                 .iter()
                 .map(|d| match d {
-                    Dependency::New(k) => planned[*k].job.workflow.as_ref().map(|w| w.step.clone()).unwrap_or_default(),
+                    Dependency::New(k) => planned[*k]
+                        .job
+                        .workflow
+                        .as_ref()
+                        .map(|w| w.step.clone())
+                        .unwrap_or_default(),
                     Dependency::Existing(name) => name.clone(),
                 })
                 .collect(),
@@ -155,7 +160,7 @@ mod tests {
     use super::*;
     use hopper_types::workflow::{WorkflowRequest, validate_steps};
     use hopper_types::workflow_run::WorkflowState;
-    use hopper_types::{Limits, LeaseToken};
+    use hopper_types::Limits;
 
     fn validated(json: &str, existing: &HashMap<String, Job>) -> Vec<ValidatedStep> {
         let r: WorkflowRequest = serde_json::from_str(json).unwrap();
@@ -200,7 +205,10 @@ mod tests {
         assert_eq!(steps["a"].state, JobState::Available);
         assert_eq!(steps["d"].state, JobState::Pending);
         assert_eq!(steps["d"].workflow.as_ref().unwrap().waiting_on, 2);
-        assert_eq!(steps["d"].workflow.as_ref().unwrap().depends_on, vec!["b", "c"]);
+        assert_eq!(
+            steps["d"].workflow.as_ref().unwrap().depends_on,
+            vec!["b", "c"]
+        );
         let d = planned.iter().find(|p| p.job.id == steps["d"].id).unwrap();
         assert_eq!(d.parents, vec![steps["b"].id, steps["c"].id]);
         assert_eq!((w.steps, w.open_steps), (4, 4));
@@ -223,7 +231,7 @@ mod tests {
         let mut existing = by_name(&first);
         let finish = |j: &mut Job, complete: bool| {
             lifecycle::lease(j, Timestamp(0), "w", 1000).unwrap();
-            let t = j.lease_token.clone().unwrap_or_else(LeaseToken::new).0;
+            let t = j.lease_token.clone().expect("leased").0;
             if complete {
                 lifecycle::complete(j, &t, Timestamp(1), None).unwrap();
             } else {
@@ -252,7 +260,10 @@ mod tests {
         assert_eq!(s["below_z"].state, JobState::Cancelled);
         let z = added.iter().find(|p| p.job.id == s["z"].id).unwrap();
         assert_eq!((z.change.from, z.change.reason), (None, "upstream_failed"));
-        assert_eq!((w.steps, w.open_steps, w.state), (7, 5, WorkflowState::Running));
+        assert_eq!(
+            (w.steps, w.open_steps, w.state),
+            (7, 5, WorkflowState::Running)
+        );
     }
 
     #[test]
@@ -276,7 +287,11 @@ mod tests {
             if name == "ok" {
                 j.state = JobState::Completed;
             } else {
-                j.state = if name == "a" { JobState::Dead } else { JobState::Cancelled };
+                j.state = if name == "a" {
+                    JobState::Dead
+                } else {
+                    JobState::Cancelled
+                };
             }
         }
         let plan = plan_retry(&steps);

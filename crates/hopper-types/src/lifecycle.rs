@@ -630,11 +630,28 @@ mod tests {
         assert_eq!(dependency_done(&mut j, later), None);
         assert_eq!(j.workflow.as_ref().unwrap().waiting_on, 1);
         let c = dependency_done(&mut j, later).unwrap();
-        assert_eq!((c.from, c.to, c.reason), (Some(JobState::Pending), JobState::Available, "dependencies_done"));
-        assert_eq!(j.available_at, later, "queued from the moment it became runnable");
-        assert_eq!(dependency_done(&mut j, later), None, "only a pending step moves");
+        assert_eq!(
+            (c.from, c.to, c.reason),
+            (
+                Some(JobState::Pending),
+                JobState::Available,
+                "dependencies_done"
+            )
+        );
+        assert_eq!(
+            j.available_at, later,
+            "queued from the moment it became runnable"
+        );
+        assert_eq!(
+            dependency_done(&mut j, later),
+            None,
+            "only a pending step moves"
+        );
         let mut delayed = step(r#"{"kind":"k","delay_ms":60000}"#, 1);
-        assert_eq!(dependency_done(&mut delayed, T0).unwrap().to, JobState::Scheduled);
+        assert_eq!(
+            dependency_done(&mut delayed, T0).unwrap().to,
+            JobState::Scheduled
+        );
     }
 
     #[test]
@@ -645,11 +662,17 @@ mod tests {
         assert!(j.workflow.as_ref().unwrap().upstream_failed);
         assert_eq!(upstream_failed(&mut j, T0), None);
         let c = reopen_step(&mut j, 1, T0).unwrap();
-        assert_eq!((c.from, c.to), (Some(JobState::Cancelled), JobState::Pending));
+        assert_eq!(
+            (c.from, c.to),
+            (Some(JobState::Cancelled), JobState::Pending)
+        );
         let info = j.workflow.as_ref().unwrap();
         assert_eq!((info.waiting_on, info.upstream_failed), (1, false));
         let mut done = step(r#"{"kind":"k"}"#, 0);
-        assert!(reopen_step(&mut done, 0, T0).is_err(), "only failed steps reopen");
+        assert!(
+            reopen_step(&mut done, 0, T0).is_err(),
+            "only failed steps reopen"
+        );
     }
 
     #[test]

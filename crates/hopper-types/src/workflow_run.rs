@@ -126,7 +126,13 @@ pub struct Workflow {
 
 impl Workflow {
     /// A run of `steps` steps submitted at `now`.
-    pub fn new(id: WorkflowId, namespace: String, name: Option<String>, steps: u32, now: Timestamp) -> Self {
+    pub fn new(
+        id: WorkflowId,
+        namespace: String,
+        name: Option<String>,
+        steps: u32,
+        now: Timestamp,
+    ) -> Self {
         Workflow {
             id,
             namespace,
@@ -212,9 +218,17 @@ mod tests {
     #[test]
     fn a_run_completes_when_its_last_step_does() {
         let mut w = Workflow::new(JobId::new(), "default".into(), None, 2, at(0));
-        w.step_finished(&info(OnFailure::CancelDependents), JobState::Completed, at(1));
+        w.step_finished(
+            &info(OnFailure::CancelDependents),
+            JobState::Completed,
+            at(1),
+        );
         assert_eq!(w.state, WorkflowState::Running);
-        w.step_finished(&info(OnFailure::CancelDependents), JobState::Completed, at(2));
+        w.step_finished(
+            &info(OnFailure::CancelDependents),
+            JobState::Completed,
+            at(2),
+        );
         assert_eq!(w.state, WorkflowState::Completed);
         assert_eq!(w.finished_at, Some(at(2)));
     }
@@ -237,11 +251,22 @@ mod tests {
         let mut w = Workflow::new(JobId::new(), "default".into(), None, 1, at(0));
         w.cancel_requested(at(1));
         assert_eq!(w.state, WorkflowState::Running, "a step is still open");
-        w.step_finished(&info(OnFailure::CancelDependents), JobState::Cancelled, at(2));
+        w.step_finished(
+            &info(OnFailure::CancelDependents),
+            JobState::Cancelled,
+            at(2),
+        );
         assert_eq!(w.state, WorkflowState::Cancelled);
         w.reopened(1);
-        assert_eq!((w.state, w.open_steps, w.failed_steps), (WorkflowState::Running, 1, 0));
-        w.step_finished(&info(OnFailure::CancelDependents), JobState::Completed, at(3));
+        assert_eq!(
+            (w.state, w.open_steps, w.failed_steps),
+            (WorkflowState::Running, 1, 0)
+        );
+        w.step_finished(
+            &info(OnFailure::CancelDependents),
+            JobState::Completed,
+            at(3),
+        );
         assert_eq!(w.state, WorkflowState::Completed);
     }
 
@@ -253,7 +278,10 @@ mod tests {
         i.on_failure = OnFailure::Continue;
         assert!(i.lets_dependents_run(JobState::Dead));
         i.upstream_failed = true;
-        assert!(!i.lets_dependents_run(JobState::Cancelled), "a cascade goes all the way down");
+        assert!(
+            !i.lets_dependents_run(JobState::Cancelled),
+            "a cascade goes all the way down"
+        );
         assert!(!info(OnFailure::Ignore).lets_dependents_run(JobState::Running));
     }
 }

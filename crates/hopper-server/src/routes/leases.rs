@@ -14,8 +14,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use hopper_store::JobLeaseParams;
-use hopper_types::{DEFAULT_NAMESPACE, Job, validate_name};
+use std::collections::{BTreeMap, HashMap};
+
+use hopper_types::{DEFAULT_NAMESPACE, Job, JobId, JobState, validate_name};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::body::JsonBody;
 use crate::error::{ApiError, ErrorBody, json_response};
@@ -56,8 +59,35 @@ pub struct LeaseRequest {
 /// `POST /v1/leases` answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LeaseAnswer {
-    /// The leased jobs, each with its `lease_token`, `lease_seq` and `lease_expires_at`.
-    pub jobs: Vec<Job>,
+    /// The leased jobs, each with its `lease_token`, `lease_seq` and `lease_expires_at`, and
+    /// for a workflow step with parents, what they left it.
+    pub jobs: Vec<LeasedJob>,
+}
+
+/// A leased job. A workflow step with dependencies also carries `parents`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LeasedJob {
+    /// The job.
+    #[serde(flatten)]
+    pub job: Job,
+    /// For a workflow step: each parent's result by step name (`null` for a parent that
+    /// returned none, or that failed under a policy that let this step run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub parents: Option<BTreeMap<String, Option<Box<RawValue>>>>,
+    /// For a workflow step whose parents include failed ones (under `continue` or `ignore`):
+    /// how each of them ended, by step name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_parents: Option<BTreeMap<String, FailedParent>>,
+}
+
+/// How a failed parent of a step ended.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FailedParent {
+    /// `dead` or `cancelled`.
+    pub state: JobState,
+    /// Its last error, if any.
+    pub error: Option<String>,
 }
 
 /// A lease request that passed validation.
@@ -147,7 +177,66 @@ pub async fn lease(
         );
         trace_context::record_queue_wait(j);
     }
+    let jobs = with_parents(&st, &params.namespace, jobs).await?;
     Ok(json_response(StatusCode::OK, &LeaseAnswer { jobs }))
+}
+
+/// Attaches to each leased workflow step what its parents left it. Ordinary jobs cost nothing;
+/// a batch with steps costs one store read.
+async fn with_parents(
+    st: &AppState,
+    namespace: &str,
+    jobs: Vec<Job>,
+) -> Result<Vec<LeasedJob>, ApiError> {
+    let steps: Vec<JobId> = jobs
+        .iter()
+        .filter(|j| {
+            j.workflow
+                .as_ref()
+                .is_some_and(|w| !w.depends_on.is_empty())
+        })
+        .map(|j| j.id)
+        .collect();
+    let mut by_child: HashMap<JobId, Vec<Job>> = HashMap::new();
+    if !steps.is_empty() {
+        for (child, parent) in st.store().workflow_parents(namespace, &steps).await? {
+            by_child.entry(child).or_default().push(parent);
+        }
+    }
+    Ok(jobs
+        .into_iter()
+        .map(|job| {
+            let Some(parents) = by_child.remove(&job.id) else {
+                return LeasedJob {
+                    job,
+                    parents: None,
+                    failed_parents: None,
+                };
+            };
+            let mut results = BTreeMap::new();
+            let mut failed = BTreeMap::new();
+            for p in parents {
+                let Some(step) = p.workflow.as_ref().map(|w| w.step.clone()) else {
+                    continue;
+                };
+                if p.state != JobState::Completed {
+                    failed.insert(
+                        step.clone(),
+                        FailedParent {
+                            state: p.state,
+                            error: p.errors.last().map(|e| e.message.clone()),
+                        },
+                    );
+                }
+                results.insert(step, p.result);
+            }
+            LeasedJob {
+                job,
+                parents: Some(results),
+                failed_parents: (!failed.is_empty()).then_some(failed),
+            }
+        })
+        .collect())
 }
 
 /// Tries to lease; while nothing is found, waits for a wake-up of one of the queues, the

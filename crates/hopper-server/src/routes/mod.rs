@@ -2,7 +2,7 @@
 //!
 //! Handlers live by concept: [`jobs`] (producers), [`leases`] (the long poll), [`outcomes`]
 //! (what workers report), [`queues`], [`schedules`] (cron schedules), [`workers`], [`ops`]
-//! (health, metrics, OpenAPI), [`events`] (the live event stream), [`bulk`] (one action on many jobs), [`dead_letters`] (dead jobs
+//! (health, metrics, OpenAPI), [`events`] (the live event stream), [`workflows`] (DAG runs), [`bulk`] (one action on many jobs), [`dead_letters`] (dead jobs
 //! grouped by error), [`stats`] (this node's recent activity, for the UI's charts); the web UI's files are served by [`crate::ui`].
 
 pub mod bulk;
@@ -16,6 +16,7 @@ pub mod queues;
 pub mod schedules;
 pub mod stats;
 pub mod workers;
+pub mod workflows;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
@@ -72,6 +73,17 @@ pub fn routes() -> Router<AppState> {
             "/v1/schedules/{name}/trigger",
             post(schedules::trigger_schedule),
         )
+        .route(
+            "/v1/workflows",
+            post(workflows::submit_workflow).get(workflows::list_workflows),
+        )
+        .route("/v1/workflows/{id}", get(workflows::get_workflow))
+        .route(
+            "/v1/workflows/{id}/cancel",
+            post(workflows::cancel_workflow),
+        )
+        .route("/v1/workflows/{id}/retry", post(workflows::retry_workflow))
+        .route("/v1/workflows/{id}/steps", post(workflows::add_steps))
         .route("/v1/workers", get(workers::list_workers))
         .route("/v1/stats", get(stats::stats))
         .route("/v1/events", get(events::events_sse))

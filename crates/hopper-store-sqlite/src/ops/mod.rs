@@ -17,3 +17,4 @@ pub(crate) mod queue;
 pub(crate) mod read;
 pub(crate) mod schedule;
 pub(crate) mod workers_seen;
+pub(crate) mod workflow;

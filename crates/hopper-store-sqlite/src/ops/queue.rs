@@ -79,11 +79,13 @@ fn ids_in_state(
     namespace: &str,
     name: &str,
     state: JobState,
+    steps: bool,
 ) -> Result<Vec<String>, StoreError> {
     // The state is spelled out (not bound) so SQLite can use the partial index of finished jobs.
     let sql = format!(
-        "SELECT id FROM jobs WHERE namespace = ?1 AND state = '{}' AND queue = ?2 LIMIT ?3",
-        state.as_str()
+        "SELECT id FROM jobs WHERE namespace = ?1 AND state = '{}' AND queue = ?2 {} LIMIT ?3",
+        state.as_str(),
+        if steps { "" } else { "AND workflow_id IS NULL" }
     );
     let mut stmt = ctx.conn.prepare_cached(&sql).map_err(sql_error)?;
     let rows = stmt
@@ -102,7 +104,8 @@ pub(crate) fn retry_dead_chunk(
     actor: &str,
 ) -> Result<u64, StoreError> {
     let mut n = 0;
-    for id in ids_in_state(ctx, namespace, name, JobState::Dead)? {
+    // A workflow step starts over only with its run.
+    for id in ids_in_state(ctx, namespace, name, JobState::Dead, false)? {
         let Some(mut job) = load_job_any_ns(ctx.conn, &id)? else {
             continue;
         };
@@ -122,7 +125,7 @@ pub(crate) fn purge_chunk(
     state: JobState,
 ) -> Result<u64, StoreError> {
     let mut n = 0;
-    for id in ids_in_state(ctx, namespace, name, state)? {
+    for id in ids_in_state(ctx, namespace, name, state, true)? {
         delete_rows(ctx, &id)?;
         ctx.record_delete(namespace, name, state);
         n += 1;
