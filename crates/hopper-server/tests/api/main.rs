@@ -21,3 +21,4 @@ mod queues;
 mod schedules;
 mod shutdown;
 mod ui;
+mod workflows;

@@ -36,6 +36,8 @@ mod schedules;
 mod shutdown;
 #[path = "../api/ui.rs"]
 mod ui;
+#[path = "../api/workflows.rs"]
+mod workflows;
 
 // Behaviour of several nodes on one database.
 mod cluster;
