@@ -19,6 +19,14 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
         {
             StoreError::Unavailable(e.to_string())
         }
+        // A step name taken twice in one run. Adds check names under the run's lock, so this
+        // is a backstop: the unique index on (workflow_id, step) has the last word.
+        sqlx::Error::Database(d) if d.constraint() == Some("jobs_workflow_step") => {
+            StoreError::InvalidArgument {
+                field: "steps".into(),
+                message: "the workflow run already has a step of that name".into(),
+            }
+        }
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut

@@ -9,6 +9,8 @@
 //! - [`ops`]: the SQL of each operation. Changes are computed by `hopper_types::lifecycle`
 //!   under row locks (`FOR UPDATE`; `SKIP LOCKED` where any row will do, as in leasing).
 //! - [`write_set`]: what a transaction changed, written in a few statements at its end.
+//!   Before that, the workflow steps it finished are settled (`ops::workflow`): their
+//!   children move on and their runs' counters change in the same transaction.
 //! - [`notify`]: LISTEN/NOTIFY wake-ups across nodes, with a fallback poll.
 //! - [`enqueue`]: [`enqueue_in`], inserting jobs inside the application's own transaction.
 //! - [`store`]: [`PgStore`], the [`hopper_store::Store`] implementation.

@@ -61,6 +61,10 @@ pub(crate) struct JobColumns {
     concurrency_key: Vec<String>,
     fairness_key: Vec<String>,
     estimated_ms: Vec<Option<i64>>,
+    // The run and step name of a workflow step (none for ordinary jobs). Written at insert
+    // only: a job never joins or leaves a run.
+    workflow_id: Vec<Option<Uuid>>,
+    step: Vec<Option<String>>,
 }
 
 impl JobColumns {
@@ -87,6 +91,10 @@ impl JobColumns {
         self.fairness_key
             .push(job.fairness_key.clone().unwrap_or_default());
         self.estimated_ms.push(job.estimated_ms);
+        self.workflow_id
+            .push(job.workflow.as_ref().map(|w| w.workflow_id.0));
+        self.step
+            .push(job.workflow.as_ref().map(|w| w.step.clone()));
         Ok(())
     }
 
@@ -105,17 +113,18 @@ impl JobColumns {
         sqlx::query_scalar(
             "INSERT INTO hopper.jobs (id, namespace, queue, kind, state, priority, available_at,
                  rescue_at, finished_at, created_at, lease_ms, worker_id, tags, body,
-                 concurrency_key, fairness_key, estimated_ms)
+                 concurrency_key, fairness_key, estimated_ms, workflow_id, step)
              SELECT u.id, u.namespace, u.queue, u.kind, u.state, u.priority, u.available_at,
                  u.rescue_at, u.finished_at, u.created_at, u.lease_ms, u.worker_id,
                  ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.body,
-                 u.concurrency_key, u.fairness_key, u.estimated_ms
+                 u.concurrency_key, u.fairness_key, u.estimated_ms, u.workflow_id, u.step
              FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
                  $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],
-                 $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::bigint[])
+                 $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::bigint[],
+                 $18::uuid[], $19::text[])
                  AS u(id, namespace, queue, kind, state, priority, available_at, rescue_at,
                       finished_at, created_at, lease_ms, worker_id, tags, body,
-                      concurrency_key, fairness_key, estimated_ms)
+                      concurrency_key, fairness_key, estimated_ms, workflow_id, step)
              ON CONFLICT (id) DO NOTHING
              RETURNING id",
         )
@@ -136,6 +145,8 @@ impl JobColumns {
         .bind(self.concurrency_key)
         .bind(self.fairness_key)
         .bind(self.estimated_ms)
+        .bind(self.workflow_id)
+        .bind(self.step)
         .fetch_all(&mut *conn)
         .await
         .map_err(crate::error::db_error)

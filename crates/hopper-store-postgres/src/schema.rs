@@ -185,6 +185,64 @@ CREATE TABLE hopper.workers_seen (
 );
 "#,
     ),
+    (
+        6,
+        r#"
+-- Workflow runs: the counters and state of hopper_types::workflow_run::Workflow. A run's row
+-- is changed only under its lock (FOR UPDATE), always taken after the locks of the steps the
+-- same transaction changes, in the transaction that moves its steps.
+CREATE TABLE hopper.workflows (
+    id               uuid PRIMARY KEY,
+    namespace        text NOT NULL,
+    name             text,
+    state            text NOT NULL,
+    steps            integer NOT NULL,
+    open_steps       integer NOT NULL,
+    failed_steps     integer NOT NULL,
+    cancel_requested boolean NOT NULL,
+    definition       text,
+    logical_date     text,
+    created_at       bigint NOT NULL,
+    finished_at      bigint
+);
+-- Listing a namespace's runs, newest first.
+CREATE INDEX workflows_by_namespace ON hopper.workflows (namespace, id);
+-- One run per definition and logical date (backfills).
+CREATE UNIQUE INDEX workflows_definition_date
+    ON hopper.workflows (namespace, definition, logical_date) WHERE definition IS NOT NULL;
+
+-- The run and step name of a workflow step (NULL for ordinary jobs: adding nullable columns
+-- without a default rewrites nothing). Set at insert, never changed.
+ALTER TABLE hopper.jobs
+    ADD COLUMN workflow_id uuid,
+    ADD COLUMN step text;
+-- Step names are unique in their run; also how a run's steps are found.
+CREATE UNIQUE INDEX jobs_workflow_step ON hopper.jobs (workflow_id, step)
+    WHERE workflow_id IS NOT NULL;
+
+-- The graph: one row per (parent, child) edge between steps of one run. The primary key finds
+-- a finishing step's children; the second index a step's parents.
+CREATE TABLE hopper.job_deps (
+    parent uuid NOT NULL,
+    child  uuid NOT NULL,
+    PRIMARY KEY (parent, child)
+);
+CREATE INDEX job_deps_child ON hopper.job_deps (child, parent);
+
+-- Edges go with their steps. A trigger rather than code in every delete path (delete, purge,
+-- prune), and conditional so deleting ordinary jobs pays nothing.
+CREATE FUNCTION hopper.job_deps_forget() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM hopper.job_deps WHERE parent = OLD.id OR child = OLD.id;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER jobs_forget_deps AFTER DELETE ON hopper.jobs
+    FOR EACH ROW WHEN (OLD.workflow_id IS NOT NULL)
+    EXECUTE FUNCTION hopper.job_deps_forget();
+"#,
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hopper_store::*;
+use hopper_types::workflow_run::{Workflow, WorkflowId};
 use hopper_types::{Clock, Job, JobEvent, JobId, JobState, QueueConfig, Timestamp};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -104,12 +105,15 @@ impl PgStore {
         Ok((tx, WriteSet::new(self.clock.now())))
     }
 
-    /// Writes the transaction's changes, commits, then wakes this node's waiting workers.
+    /// Settles the workflow steps that finished in the transaction (their children and runs
+    /// change in it too), writes its changes, commits, then wakes this node's waiting workers.
+    /// Every write path ends here, so no finished step escapes its fan-in.
     async fn commit(
         &self,
         mut tx: Transaction<'static, Postgres>,
-        ws: WriteSet,
+        mut ws: WriteSet,
     ) -> Result<(), StoreError> {
+        or_abort!(tx, ops::workflow::settle(&mut tx, &mut ws).await);
         let wake = or_abort!(tx, ws.flush(&mut tx, &self.node).await);
         tx.commit().await.map_err(db_error)?;
         for (ns, q) in wake {
@@ -571,6 +575,75 @@ impl Store for PgStore {
         }
         self.commit(tx, ws).await?;
         Ok(out)
+    }
+
+    // Workflows.
+
+    async fn workflow_insert(&self, params: WorkflowInsert) -> Result<WorkflowRun, StoreError> {
+        let (mut tx, mut ws) = self.begin().await?;
+        let run = or_abort!(tx, ops::workflow::insert(&mut tx, &mut ws, params).await);
+        self.commit(tx, ws).await?;
+        Ok(run)
+    }
+
+    async fn workflow_get(
+        &self,
+        namespace: &str,
+        id: &WorkflowId,
+    ) -> Result<WorkflowRun, StoreError> {
+        ops::workflow::get(&mut *self.conn().await?, namespace, id).await
+    }
+
+    async fn workflow_list(
+        &self,
+        params: &WorkflowListParams,
+    ) -> Result<Vec<Workflow>, StoreError> {
+        ops::workflow::list(&mut *self.conn().await?, params).await
+    }
+
+    async fn workflow_cancel(
+        &self,
+        namespace: &str,
+        id: &WorkflowId,
+        actor: &str,
+    ) -> Result<Workflow, StoreError> {
+        let (mut tx, mut ws) = self.begin().await?;
+        let run = or_abort!(
+            tx,
+            ops::workflow::cancel(&mut tx, &mut ws, namespace, id, actor).await
+        );
+        self.commit(tx, ws).await?;
+        Ok(run)
+    }
+
+    async fn workflow_retry(
+        &self,
+        namespace: &str,
+        id: &WorkflowId,
+        actor: &str,
+    ) -> Result<Workflow, StoreError> {
+        let (mut tx, mut ws) = self.begin().await?;
+        let run = or_abort!(
+            tx,
+            ops::workflow::retry(&mut tx, &mut ws, namespace, id, actor).await
+        );
+        self.commit(tx, ws).await?;
+        Ok(run)
+    }
+
+    async fn workflow_add_steps(&self, params: WorkflowAddSteps) -> Result<Vec<Job>, StoreError> {
+        let (mut tx, mut ws) = self.begin().await?;
+        let jobs = or_abort!(tx, ops::workflow::add_steps(&mut tx, &mut ws, params).await);
+        self.commit(tx, ws).await?;
+        Ok(jobs)
+    }
+
+    async fn workflow_parents(
+        &self,
+        namespace: &str,
+        steps: &[JobId],
+    ) -> Result<StepParents, StoreError> {
+        ops::workflow::parents(&mut *self.conn().await?, namespace, steps).await
     }
 }
 

@@ -5,12 +5,17 @@
 //! and the notifications that wake workers on every node as parts of one `WITH` statement, one
 //! round trip whatever the batch size. PostgreSQL delivers those only when the transaction commits, so
 //! no worker is ever woken for a job it cannot yet see.
+//!
+//! It also remembers which workflow steps finished, so [`crate::ops::workflow::settle`] can
+//! move their children and their runs in the same transaction before the flush, and answers
+//! what a job looks like in this transaction so far (the database still has the version
+//! before it: nothing is written until the flush).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use hopper_store::StoreError;
 use hopper_types::lifecycle::Change;
-use hopper_types::{Job, JobState, Timestamp};
+use hopper_types::{Job, JobId, JobState, Timestamp};
 use sqlx::PgConnection;
 
 use crate::notify;
@@ -24,7 +29,13 @@ pub(crate) struct WriteSet {
     updated: Vec<Job>,
     // Where each id sits in `updated`: a job changed twice in one call (two acks for it in one
     // batch) is written once, in its final state.
-    updated_at_index: HashMap<hopper_types::JobId, usize>,
+    updated_at_index: HashMap<JobId, usize>,
+    // Workflow steps that entered a finished state, in the order they did, each once, with
+    // the actor of that change (the changes they cause downstream are recorded as theirs).
+    finished_steps: Vec<(JobId, String)>,
+    finished_seen: HashSet<JobId>,
+    // How many of `finished_steps` settle() has handled already.
+    settled: usize,
     events: EventColumns,
     wake: Vec<(String, String)>,
     // Queues where a running job stopped: a concurrency limit there may now let a job start.
@@ -38,6 +49,9 @@ impl WriteSet {
             inserted: Vec::new(),
             updated: Vec::new(),
             updated_at_index: HashMap::new(),
+            finished_steps: Vec::new(),
+            finished_seen: HashSet::new(),
+            settled: 0,
             events: EventColumns::default(),
             wake: Vec::new(),
             freed: Vec::new(),
@@ -50,10 +64,37 @@ impl WriteSet {
         self.inserted.push(job.clone());
     }
 
-    /// An existing job whose state changed, with the event recording why.
+    /// An existing job whose state changed, with the event recording why. A workflow step
+    /// that enters a finished state here is remembered for [`crate::ops::workflow::settle`].
+    /// (A step inserted already finished is not: planning it counted it in its run.)
     pub(crate) fn changed(&mut self, job: &Job, change: Change, actor: &str) {
         self.event(job, change, actor);
         self.updated(job);
+        if change.to.is_finished()
+            && change.from != Some(change.to)
+            && job.workflow.is_some()
+            && self.finished_seen.insert(job.id)
+        {
+            self.finished_steps.push((job.id, actor.to_string()));
+        }
+    }
+
+    /// The job as this transaction last changed it, if it did (the row in the database is
+    /// older until the flush).
+    pub(crate) fn get(&self, id: &JobId) -> Option<&Job> {
+        self.updated_at_index.get(id).map(|&i| &self.updated[i])
+    }
+
+    /// Steps that finished in this transaction and that settle() has not handled yet, oldest
+    /// first, with the actor that finished them. Steps finishing while they are handled
+    /// (cascades) show up in the next call.
+    pub(crate) fn unsettled_steps(&self) -> &[(JobId, String)] {
+        &self.finished_steps[self.settled..]
+    }
+
+    /// Marks the first `n` of [`WriteSet::unsettled_steps`] as handled.
+    pub(crate) fn mark_settled(&mut self, n: usize) {
+        self.settled = (self.settled + n).min(self.finished_steps.len());
     }
 
     /// An existing job changed without a transition (a heartbeat).

@@ -297,7 +297,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cancels every unfinished step of a running run (running ones are flagged, as a job
     /// cancel does); the run settles `cancelled` when its last step finishes.
-    /// [`StoreError::InvalidState`] when the run has finished.
+    /// [`StoreError::Conflict`] when the run has finished.
     async fn workflow_cancel(
         &self,
         namespace: &str,
@@ -307,7 +307,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Starts the failed and cancelled steps of a finished run over (planned by
     /// [`crate::workflow_plan::plan_retry`]), keeping completed ones.
-    /// [`StoreError::InvalidState`] while the run is running or when nothing failed.
+    /// [`StoreError::Conflict`] while the run is running or when nothing failed.
     async fn workflow_retry(
         &self,
         namespace: &str,
@@ -315,7 +315,8 @@ pub trait Store: Send + Sync + 'static {
         actor: &str,
     ) -> Result<hopper_types::workflow_run::Workflow, StoreError>;
 
-    /// Adds steps to a running run, validated against its steps in the same transaction
+    /// Adds steps to a running run ([`StoreError::Conflict`] once it finished or while it is
+    /// being cancelled), validated against its steps in the same transaction
     /// (errors as [`StoreError::InvalidArgument`] naming the field); answers the new steps.
     /// A parent that finishes concurrently is either seen finished or counts the new child
     /// down itself: never both, never neither.

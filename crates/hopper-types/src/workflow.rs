@@ -162,6 +162,13 @@ pub fn validate_steps(
     // The jobs, validated as enqueues are; then everything in topological order.
     let mut validated: Vec<Option<ValidatedStep>> = Vec::with_capacity(steps.len());
     for (i, (s, d)) in steps.into_iter().zip(deps).enumerate() {
+        if s.job.idempotency_key.is_some() {
+            return Err(ValidationError::invalid(
+                format!("steps[{i}].job.idempotency_key"),
+                "a step has no idempotency key of its own: its run is submitted once (a \
+                 definition's run is unique per logical date)",
+            ));
+        }
         let job = s
             .job
             .validate(namespace, limits)

@@ -238,6 +238,8 @@ pub(crate) async fn insert_fast(
                  (SELECT count(*) FROM claimed) = (SELECT count(*) FROM input WHERE ikey IS NOT NULL),
                  'an idempotency key is already held')
          ),
+         -- No workflow_id or step: lifecycle::insert makes ordinary jobs only (workflow steps
+         -- are inserted through the WriteSet), so both stay NULL.
          jobs AS (
              INSERT INTO hopper.jobs (id, namespace, queue, kind, state, priority, available_at,
                  created_at, tags, body, concurrency_key, fairness_key, estimated_ms)

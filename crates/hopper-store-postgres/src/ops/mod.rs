@@ -4,7 +4,8 @@
 //! [`crate::write_set::WriteSet`].
 //!
 //! Lock order: statements that lock several jobs lock them in id order, so two of them can
-//! never deadlock on each other.
+//! never deadlock on each other. Transactions that finish workflow steps then lock the steps'
+//! children and, last, the runs' rows (see [`workflow`]).
 
 pub(crate) mod admin;
 pub(crate) mod explain;
@@ -20,6 +21,7 @@ pub(crate) mod queue;
 pub(crate) mod read;
 pub(crate) mod schedule;
 pub(crate) mod workers_seen;
+pub(crate) mod workflow;
 
 use hopper_store::StoreError;
 use hopper_types::{Job, JobId};

@@ -46,7 +46,8 @@ pub(crate) async fn configure(
     Ok(())
 }
 
-/// Retries up to [`BULK_CHUNK`] dead jobs; returns how many.
+/// Retries up to [`BULK_CHUNK`] dead jobs; returns how many. Workflow steps are left out: a
+/// finished step starts over only with its run (`lifecycle::retry` refuses it).
 pub(crate) async fn retry_dead_chunk(
     conn: &mut PgConnection,
     ws: &mut WriteSet,
@@ -56,7 +57,7 @@ pub(crate) async fn retry_dead_chunk(
 ) -> Result<u64, StoreError> {
     let rows = sqlx::query(
         "SELECT body, lease_ms FROM hopper.jobs
-         WHERE namespace = $1 AND state = 'dead' AND queue = $2
+         WHERE namespace = $1 AND state = 'dead' AND queue = $2 AND workflow_id IS NULL
          ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED",
     )
     .bind(namespace)

@@ -141,10 +141,14 @@ pub(crate) fn add_steps(
     p: WorkflowAddSteps,
 ) -> Result<Vec<Job>, StoreError> {
     let mut run = load_run(ctx.conn, &p.namespace, &p.workflow_id)?.ok_or(StoreError::NotFound)?;
-    if run.state.is_finished() {
+    if run.state.is_finished() || run.cancel_requested {
         return Err(StoreError::Conflict(format!(
             "the workflow run is {}: steps can only be added while it runs",
-            run.state.as_str()
+            if run.cancel_requested && !run.state.is_finished() {
+                "being cancelled"
+            } else {
+                run.state.as_str()
+            }
         )));
     }
     let existing: HashMap<String, Job> = step_rows(ctx.conn, &run.id)?
