@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hopper_types::schedule::{ScheduleRequest, ScheduleView};
+use hopper_types::workflow::{StepRequest, WorkflowRequest};
+use hopper_types::workflow_run::{Workflow, WorkflowId, WorkflowState};
 use hopper_types::{EnqueueRequest, Job, JobId, JobState};
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, RequestBuilder, Url};
@@ -313,21 +315,106 @@ impl Client {
         self.post_empty(&["v1", "schedules", name, "trigger"]).await
     }
 
+    // ---- workflows -------------------------------------------------------------------------
+
+    /// `POST /v1/workflows`: submits a workflow run, a DAG of steps stored atomically; steps
+    /// with dependencies wait in `pending` until their parents are done. A cycle, an unknown
+    /// dependency or a duplicate step name is a `400 invalid_argument` naming the field (e.g.
+    /// `steps[1].depends_on[0]`). Not retried: a lost answer is best checked with
+    /// [`Client::workflows`].
+    pub async fn submit_workflow(&self, req: &WorkflowRequest) -> Result<WorkflowRun, Error> {
+        self.post_json(&["v1", "workflows"], req).await
+    }
+
+    /// `GET /v1/workflows/{id}`: a run with every step's job.
+    pub async fn workflow(&self, id: WorkflowId) -> Result<WorkflowRun, Error> {
+        let url = self.url(&["v1", "workflows", &id.to_string()]);
+        self.call(self.http.get(url)).await
+    }
+
+    /// `GET /v1/workflows`: one page of runs, newest first, only those in `state` when given;
+    /// `limit` is 1..500 (the server's default is 50), `cursor` the previous page's
+    /// `next_cursor`.
+    pub async fn workflows(
+        &self,
+        state: Option<WorkflowState>,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<WorkflowPage, Error> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(s) = state {
+            query.push(("state", s.as_str().to_string()));
+        }
+        if let Some(l) = limit {
+            query.push(("limit", l.to_string()));
+        }
+        if let Some(c) = cursor {
+            query.push(("cursor", c.to_string()));
+        }
+        let url = self.url(&["v1", "workflows"]);
+        self.call(self.http.get(url).query(&query)).await
+    }
+
+    /// `POST /v1/workflows/{id}/cancel`: waiting steps are cancelled at once, running ones
+    /// flagged; the run ends `cancelled` when its last step has finished. `409 invalid_state`
+    /// once the run has finished.
+    pub async fn cancel_workflow(&self, id: WorkflowId) -> Result<Workflow, Error> {
+        self.post_empty(&["v1", "workflows", &id.to_string(), "cancel"])
+            .await
+    }
+
+    /// `POST /v1/workflows/{id}/retry`: a finished run's dead and cancelled steps start over;
+    /// completed steps keep their results. `409 invalid_state` while it runs or when no step
+    /// failed.
+    pub async fn retry_workflow(&self, id: WorkflowId) -> Result<Workflow, Error> {
+        self.post_empty(&["v1", "workflows", &id.to_string(), "retry"])
+            .await
+    }
+
+    /// `POST /v1/workflows/{id}/steps`: adds steps to a running run (dynamic fan-out, usually
+    /// from one of its running steps: see [`crate::JobContext::add_steps`]). New steps may
+    /// depend on each other and on the run's existing steps. Returns the new steps' jobs.
+    pub async fn add_workflow_steps(
+        &self,
+        id: WorkflowId,
+        steps: Vec<StepRequest>,
+    ) -> Result<Vec<Job>, Error> {
+        #[derive(Serialize)]
+        struct Body {
+            steps: Vec<StepRequest>,
+        }
+        #[derive(Deserialize)]
+        struct Answer {
+            steps: Vec<Job>,
+        }
+        let answer: Answer = self
+            .post_json(
+                &["v1", "workflows", &id.to_string(), "steps"],
+                &Body { steps },
+            )
+            .await?;
+        Ok(answer.steps)
+    }
+
     // ---- workers ---------------------------------------------------------------------------
 
     /// `POST /v1/leases`: leases up to `max_jobs` jobs, waiting up to `wait_ms` for the first.
-    /// Each job carries its `lease_token`, `lease_seq` and `lease_expires_at`.
-    pub async fn lease(&self, req: &LeaseRequest) -> Result<Vec<Job>, Error> {
+    /// Each job carries its `lease_token`, `lease_seq` and `lease_expires_at`, and a workflow
+    /// step with dependencies what its parents left it ([`LeasedJob::parents`]); a
+    /// [`LeasedJob`] derefs to its [`Job`].
+    pub async fn lease(&self, req: &LeaseRequest) -> Result<Vec<LeasedJob>, Error> {
         let body = encode(req)?;
         let timeout = Duration::from_millis(req.wait_ms) + LONG_POLL_SLACK;
-        let answer: JobsBody = self
-            .call(
-                self.request(Method::POST, self.url(&["v1", "leases"]))
-                    .timeout(timeout)
-                    .body(body),
-            )
-            .await?;
-        Ok(answer.jobs)
+        let (status, bytes) = send(
+            self.request(Method::POST, self.url(&["v1", "leases"]))
+                .timeout(timeout)
+                .body(body),
+        )
+        .await?;
+        parse_lease_answer(&bytes).map_err(|e| Error::Protocol {
+            status,
+            message: format!("cannot read the answer: {e}"),
+        })
     }
 
     /// `POST /v1/jobs/{id}/heartbeat`: extends the lease (by `lease_ms`, or the lease's own

@@ -1,9 +1,13 @@
-//! [`JobContext`]: what a running handler knows about its job and lease, and how it learns that
-//! it should stop.
+//! [`JobContext`]: what a running handler knows about its job and lease, how it learns that
+//! it should stop, and for a workflow step, what its parents left it and how it adds steps to
+//! its run.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use hopper_types::workflow::StepRequest;
+use hopper_types::workflow_run::StepInfo;
 use hopper_types::{Job, JobId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -11,6 +15,7 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
+use crate::wire::{FailedParent, LeasedJob};
 use crate::{Client, Error};
 
 /// Why a handler's cancellation token fired.
@@ -51,6 +56,10 @@ pub struct JobContext {
 struct Inner {
     /// The job as leased, with its lease token.
     job: Job,
+    /// A workflow step's parents' results, by step name.
+    parents: Option<BTreeMap<String, Option<Box<RawValue>>>>,
+    /// A workflow step's failed parents, by step name.
+    failed_parents: Option<BTreeMap<String, FailedParent>>,
     /// The lease token, taken out of the job once so reports need not unwrap it.
     lease_token: String,
     /// For progress heartbeats.
@@ -67,15 +76,22 @@ struct Inner {
 
 impl JobContext {
     pub(crate) fn new(
-        job: Job,
+        leased: LeasedJob,
         lease_token: String,
         client: Client,
         lease_ms: u64,
         deadline: Instant,
     ) -> JobContext {
+        let LeasedJob {
+            job,
+            parents,
+            failed_parents,
+        } = leased;
         JobContext {
             inner: Arc::new(Inner {
                 job,
+                parents,
+                failed_parents,
                 lease_token,
                 client,
                 lease_ms,
@@ -135,6 +151,51 @@ impl JobContext {
     /// The producer's W3C trace context, if it sent one.
     pub fn traceparent(&self) -> Option<&str> {
         self.inner.job.traceparent.as_deref()
+    }
+
+    /// The step of a workflow run this job is (run id, step name, dependencies, policy), or
+    /// `None` for an ordinary job.
+    pub fn workflow(&self) -> Option<&StepInfo> {
+        self.inner.job.workflow.as_ref()
+    }
+
+    /// For a workflow step with dependencies: each parent's result by step name, exactly as
+    /// it was reported (`None` for a parent that returned nothing, or that failed under a
+    /// policy that let this step run; see [`JobContext::failed_parents`]). `None` for a job
+    /// without parents.
+    pub fn parents(&self) -> Option<&BTreeMap<String, Option<Box<RawValue>>>> {
+        self.inner.parents.as_ref()
+    }
+
+    /// Decodes the result of the parent step named `step`: `None` when this job has no such
+    /// parent; a parent without a result decodes from `null` (so ask for an `Option<T>` when
+    /// a parent may have returned nothing).
+    pub fn parent<T: DeserializeOwned>(&self, step: &str) -> Option<Result<T, serde_json::Error>> {
+        let result = self.inner.parents.as_ref()?.get(step)?;
+        Some(match result {
+            Some(raw) => serde_json::from_str(raw.get()),
+            None => serde_json::from_value(serde_json::Value::Null),
+        })
+    }
+
+    /// For a workflow step some of whose parents failed under `continue` or `ignore` (and so
+    /// let it run anyway): how each of them ended, by step name. `None` when no parent failed.
+    pub fn failed_parents(&self) -> Option<&BTreeMap<String, FailedParent>> {
+        self.inner.failed_parents.as_ref()
+    }
+
+    /// Adds steps to this step's workflow run (dynamic fan-out): e.g. one child per chunk of
+    /// the input and a step that depends on all of them. New steps may depend on each other
+    /// and on the run's existing steps, this one included. Fails with [`Error::NotAStep`]
+    /// when this job is not a workflow step.
+    pub async fn add_steps(&self, steps: Vec<StepRequest>) -> Result<Vec<Job>, Error> {
+        let Some(step) = self.workflow() else {
+            return Err(Error::NotAStep(self.id()));
+        };
+        self.inner
+            .client
+            .add_workflow_steps(step.workflow_id, steps)
+            .await
     }
 
     /// When this attempt runs out of time and the handler is stopped.

@@ -36,6 +36,10 @@ pub enum Error {
     /// A value the caller passed could not be encoded as JSON.
     #[error("cannot encode the request as JSON: {0}")]
     Encode(#[source] serde_json::Error),
+    /// A call only a workflow step can make (e.g. [`crate::JobContext::add_steps`]) was made
+    /// from a job that is not one.
+    #[error("job {0} is not a step of a workflow run")]
+    NotAStep(hopper_types::JobId),
 }
 
 impl Error {

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use hopper_types::Job;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{Notify, Semaphore};
@@ -26,7 +25,7 @@ use crate::context::CancelReason;
 use crate::outcome::{KIND_PANIC, KIND_TIMEOUT, KIND_UNKNOWN_KIND};
 use crate::stats::WorkerStats;
 use crate::trace::job_span;
-use crate::wire::{Ack, AckOutcome};
+use crate::wire::{Ack, AckOutcome, LeasedJob};
 use crate::worker::{Handlers, WorkerConfig};
 use crate::{Client, JobContext, Outcome};
 
@@ -67,12 +66,12 @@ pub(crate) struct Runner {
 impl Runner {
     /// Runs one leased job to its report, inside the job's span (see [`crate::trace`]). The
     /// caller counted it in `waiting`.
-    pub(crate) async fn run(&self, job: Job) {
+    pub(crate) async fn run(&self, job: LeasedJob) {
         let span = job_span(&job);
         self.run_job(job).instrument(span).await
     }
 
-    async fn run_job(&self, mut job: Job) {
+    async fn run_job(&self, mut job: LeasedJob) {
         let received = Instant::now();
         let Some(token) = job.lease_token.take() else {
             tracing::error!(job_id = %job.id, "leased job without a lease token; skipping it");

@@ -12,13 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use hopper_types::Job;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::job_runner::Runner;
-use crate::wire::LeaseRequest;
+use crate::wire::{LeaseRequest, LeasedJob};
 use crate::worker::WorkerConfig;
 use crate::{Client, Error};
 
@@ -130,7 +129,7 @@ pub(crate) async fn lease_loop(
 fn dispatch(
     runner: &Arc<Runner>,
     tasks: &TaskTracker,
-    jobs: Vec<Job>,
+    jobs: Vec<LeasedJob>,
     permits: Vec<OwnedSemaphorePermit>,
 ) {
     let mut permits = permits.into_iter();

@@ -52,6 +52,41 @@
 //! attempt fails with kind `timeout`; a cancel requested through the API fires
 //! [`JobContext::cancelled`] and the job is reported `cancelled`.
 //!
+//! # Workflows
+//!
+//! A workflow run is a DAG of steps, each one job that waits until its parents are done; a
+//! step's handler reads what its parents returned through [`JobContext::parent`], and may add
+//! steps to its own run with [`JobContext::add_steps`].
+//!
+//! ```no_run
+//! # async fn submit(client: hopper_worker::Client) -> Result<(), hopper_worker::Error> {
+//! use hopper_worker::{EnqueueRequest, OnFailure, StepRequest, WorkflowRequest};
+//!
+//! let step = |name: &str, depends_on: &[&str]| StepRequest {
+//!     step: name.to_string(),
+//!     depends_on: depends_on.iter().map(|d| d.to_string()).collect(),
+//!     on_failure: OnFailure::CancelDependents,
+//!     job: EnqueueRequest { kind: name.to_string(), ..EnqueueRequest::default() },
+//! };
+//! let run = client
+//!     .submit_workflow(&WorkflowRequest {
+//!         name: Some("nightly etl".into()),
+//!         steps: vec![step("extract", &[]), step("load", &["extract"])],
+//!     })
+//!     .await?;
+//! println!("run {} with {} steps", run.workflow.id, run.steps.len());
+//! # Ok(()) }
+//!
+//! // The handler of `load`:
+//! async fn load(
+//!     ctx: hopper_worker::JobContext,
+//!     _args: serde_json::Value,
+//! ) -> anyhow::Result<hopper_worker::Outcome> {
+//!     let rows: u64 = ctx.parent("extract").transpose()?.unwrap_or(0);
+//!     Ok(hopper_worker::Outcome::complete_with(&rows))
+//! }
+//! ```
+//!
 //! # Layout
 //!
 //! - [`client`]: the HTTP client; [`events`]: the live event stream, resumed across
@@ -91,6 +126,8 @@ pub use events::{EventFilter, EventStream, StreamMessage};
 pub use handler::Handler;
 pub use hopper_types::cron::Misfire;
 pub use hopper_types::schedule::{ScheduleRequest, ScheduleRun, ScheduleView};
+pub use hopper_types::workflow::{OnFailure, StepRequest, WorkflowRequest};
+pub use hopper_types::workflow_run::{StepInfo, Workflow, WorkflowId, WorkflowState};
 pub use hopper_types::{
     Backoff, EnqueueRequest, Job, JobId, JobState, QueueConfig, QueuePolicy, RateLimit,
     StreamEvent, Timestamp,
@@ -100,7 +137,7 @@ pub use retry::RetryPolicy;
 pub use shutdown::shutdown_signal;
 pub use stats::{StatsSnapshot, WorkerStats};
 pub use wire::{
-    Ack, AckOutcome, AckResult, FailureReport, HeartbeatAnswer, JobPage, LeaseRequest, ListJobs,
-    QueueInfo, WorkerInfo,
+    Ack, AckOutcome, AckResult, FailedParent, FailureReport, HeartbeatAnswer, JobPage,
+    LeaseRequest, LeasedJob, ListJobs, QueueInfo, WorkerInfo, WorkflowPage, WorkflowRun,
 };
 pub use worker::{ConfigError, Worker, WorkerBuilder};

@@ -5,9 +5,12 @@
 //! fields never breaks an older SDK.
 
 use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
 
+use hopper_types::workflow_run::Workflow;
 use hopper_types::{Job, JobId, JobState, Timestamp};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// `POST /v1/leases`.
 #[derive(Debug, Clone, Serialize)]
@@ -24,10 +27,141 @@ pub struct LeaseRequest {
     pub wait_ms: u64,
 }
 
-/// The answer to a lease: jobs carrying `lease_token`, `lease_seq` and `lease_expires_at`.
+/// Answers that hold a list of jobs: a batch enqueue, and a lease (jobs carrying
+/// `lease_token`, `lease_seq` and `lease_expires_at`).
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct JobsBody {
     pub jobs: Vec<Job>,
+}
+
+/// A job as a lease hands it out: the job itself (which it derefs to), and for a workflow step
+/// with dependencies what its parents left it.
+#[derive(Debug, Clone)]
+pub struct LeasedJob {
+    /// The job, with its `lease_token`, `lease_seq` and `lease_expires_at`.
+    pub job: Job,
+    /// For a workflow step with dependencies: each parent's result by step name (`None` for a
+    /// parent that returned nothing, or that failed under a policy that let this step run).
+    /// `None` for any other job.
+    pub parents: Option<BTreeMap<String, Option<Box<RawValue>>>>,
+    /// For a workflow step some of whose parents failed under `continue` or `ignore`: how
+    /// each of them ended, by step name.
+    pub failed_parents: Option<BTreeMap<String, FailedParent>>,
+}
+
+impl LeasedJob {
+    /// The job alone.
+    pub fn into_job(self) -> Job {
+        self.job
+    }
+}
+
+impl From<Job> for LeasedJob {
+    fn from(job: Job) -> Self {
+        LeasedJob {
+            job,
+            parents: None,
+            failed_parents: None,
+        }
+    }
+}
+
+impl From<LeasedJob> for Job {
+    fn from(leased: LeasedJob) -> Self {
+        leased.job
+    }
+}
+
+impl Deref for LeasedJob {
+    type Target = Job;
+    fn deref(&self) -> &Job {
+        &self.job
+    }
+}
+
+impl DerefMut for LeasedJob {
+    fn deref_mut(&mut self) -> &mut Job {
+        &mut self.job
+    }
+}
+
+/// How a failed parent of a workflow step ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedParent {
+    /// `dead` or `cancelled`.
+    pub state: JobState,
+    /// Its last error, if any.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// What a lease answer adds to a job of a workflow step; read in a second pass over the
+/// answer, and only when it holds steps, so ordinary leases cost nothing more.
+#[derive(Debug, Deserialize)]
+struct StepExtras {
+    #[serde(default)]
+    parents: Option<BTreeMap<String, Option<Box<RawValue>>>>,
+    #[serde(default)]
+    failed_parents: Option<BTreeMap<String, FailedParent>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StepExtrasBody {
+    jobs: Vec<StepExtras>,
+}
+
+/// Reads a lease answer. `hopper_types::Job` holds raw JSON values, which serde cannot buffer
+/// through `#[serde(flatten)]`, so the jobs are read as they are, and the fields only steps
+/// carry are read in a second pass when some job is a step.
+pub(crate) fn parse_lease_answer(bytes: &[u8]) -> Result<Vec<LeasedJob>, serde_json::Error> {
+    let JobsBody { jobs } = serde_json::from_slice(bytes)?;
+    if !jobs.iter().any(|j| j.workflow.is_some()) {
+        return Ok(jobs.into_iter().map(LeasedJob::from).collect());
+    }
+    let StepExtrasBody { jobs: extras } = serde_json::from_slice(bytes)?;
+    let mut extras = extras.into_iter();
+    Ok(jobs
+        .into_iter()
+        .map(|job| {
+            let (parents, failed_parents) = extras
+                .next()
+                .map_or((None, None), |e| (e.parents, e.failed_parents));
+            LeasedJob {
+                job,
+                parents,
+                failed_parents,
+            }
+        })
+        .collect())
+}
+
+/// A workflow run with every step's job: the answer of [`crate::Client::submit_workflow`] and
+/// [`crate::Client::workflow`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkflowRun {
+    /// The run.
+    pub workflow: Workflow,
+    /// Every step's job, oldest first; each job's `workflow.step` names its step.
+    pub steps: Vec<Job>,
+}
+
+impl WorkflowRun {
+    /// The job of the step named `step`, if the run has one.
+    pub fn step(&self, step: &str) -> Option<&Job> {
+        self.steps
+            .iter()
+            .find(|j| j.workflow.as_ref().is_some_and(|w| w.step == step))
+    }
+}
+
+/// One page of `GET /v1/workflows`, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkflowPage {
+    /// The runs, without their steps.
+    pub workflows: Vec<Workflow>,
+    /// Pass as `cursor` for the next page; none on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// The answer to `POST /v1/jobs/{id}/heartbeat`.
@@ -297,6 +431,87 @@ mod tests {
                 ("limit", "10".to_string()),
             ]
         );
+    }
+
+    /// A job as the server answers it, with `extra` fields merged in.
+    fn job_json(id: &str, extra: serde_json::Value) -> serde_json::Value {
+        let mut j = json!({
+            "id": id, "namespace": "default", "queue": "q", "kind": "k",
+            "args": {"n": 1}, "priority": 0, "state": "running", "attempt": 1,
+            "max_attempts": 3, "backoff": {"kind": "fixed", "delay_ms": 10},
+            "timeout_ms": 1000, "idempotency_key": null, "tags": [], "meta": {},
+            "traceparent": null, "lease_seq": 1, "errors": [], "attempts": [],
+            "result": null, "progress": null, "created_at": "2026-01-01T00:00:00Z",
+            "available_at": "2026-01-01T00:00:00Z", "started_at": null, "finished_at": null,
+            "lease_expires_at": null, "worker_id": "w", "cancel_requested": false,
+            "lease_token": "tok"
+        });
+        if let (Some(j), Some(extra)) = (j.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                j.insert(k.clone(), v.clone());
+            }
+        }
+        j
+    }
+
+    #[test]
+    fn lease_answers_keep_what_parents_left_each_step() {
+        let plain = "0190f5c6-0000-7000-8000-000000000001";
+        let step = "0190f5c6-0000-7000-8000-000000000002";
+        let run = "0190f5c6-0000-7000-8000-000000000003";
+        let body = json!({"jobs": [
+            job_json(plain, json!({})),
+            job_json(step, json!({
+                "workflow": {"workflow_id": run, "step": "join", "depends_on": ["a", "b"],
+                             "on_failure": "cancel_dependents", "waiting_on": 0},
+                "parents": {"a": {"sum": 3}, "b": null},
+                "failed_parents": {"b": {"state": "dead", "error": "boom"}}
+            })),
+        ]});
+        let jobs = parse_lease_answer(body.to_string().as_bytes()).unwrap();
+        assert_eq!(jobs.len(), 2);
+        assert!(jobs[0].parents.is_none() && jobs[0].failed_parents.is_none());
+        assert_eq!(
+            jobs[0].id.to_string(),
+            plain,
+            "the job is reached through the deref"
+        );
+        let parents = jobs[1].parents.as_ref().unwrap();
+        assert_eq!(parents["a"].as_ref().unwrap().get(), r#"{"sum":3}"#);
+        assert!(parents["b"].is_none());
+        assert_eq!(
+            jobs[1].failed_parents.as_ref().unwrap()["b"],
+            FailedParent {
+                state: JobState::Dead,
+                error: Some("boom".into())
+            }
+        );
+        assert_eq!(jobs[1].workflow.as_ref().unwrap().step, "join");
+        assert_eq!(jobs[1].lease_token.as_ref().unwrap().0, "tok");
+
+        let only_plain = json!({"jobs": [job_json(plain, json!({}))]});
+        let jobs = parse_lease_answer(only_plain.to_string().as_bytes()).unwrap();
+        assert!(jobs[0].parents.is_none());
+        assert!(parse_lease_answer(b"{\"jobs\": 3}").is_err());
+    }
+
+    #[test]
+    fn workflow_runs_find_their_steps() {
+        let run = "0190f5c6-0000-7000-8000-000000000003";
+        let body = json!({
+            "workflow": {"id": run, "namespace": "default", "name": "etl", "state": "running",
+                         "steps": 1, "open_steps": 1, "failed_steps": 0,
+                         "cancel_requested": false, "created_at": "2026-01-01T00:00:00Z",
+                         "finished_at": null},
+            "steps": [job_json("0190f5c6-0000-7000-8000-000000000001", json!({
+                "workflow": {"workflow_id": run, "step": "extract",
+                             "on_failure": "continue", "waiting_on": 0}
+            }))]
+        });
+        let r: WorkflowRun = serde_json::from_value(body).unwrap();
+        assert_eq!(r.workflow.name.as_deref(), Some("etl"));
+        assert!(r.step("extract").is_some());
+        assert!(r.step("load").is_none());
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub enum Command {
     /// List, create, pause, resume, trigger and delete cron schedules.
     #[command(subcommand)]
     Schedules(SchedulesCommand),
+    /// Submit, list, inspect, cancel and retry workflow runs (DAGs of jobs).
+    #[command(subcommand)]
+    Workflows(WorkflowsCommand),
     /// List the workers seen in the last minute.
     Workers,
     /// Follow job transitions as they happen (the live event stream).
@@ -433,6 +436,48 @@ pub enum SchedulesCommand {
     Trigger {
         /// Schedule name.
         name: String,
+    },
+}
+
+/// `hopper workflows ...`.
+#[derive(Debug, Subcommand)]
+pub enum WorkflowsCommand {
+    /// Submit a workflow run from a JSON file: `{"name": "...", "steps": [{"step": "a",
+    /// "depends_on": [], "on_failure": "cancel_dependents", "job": {"kind": "..."}}, ...]}`.
+    Submit {
+        /// The file with the run's JSON; `-` reads it from stdin.
+        file: String,
+    },
+    /// List workflow runs, newest first.
+    #[command(alias = "ls")]
+    List {
+        /// Only runs in this state: running, completed, failed or cancelled.
+        #[arg(long)]
+        state: Option<String>,
+        /// Page size (1..500).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// The cursor printed under the previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Show one run and a table of its steps.
+    #[command(alias = "show")]
+    Get {
+        /// The run's id.
+        id: String,
+    },
+    /// Cancel a running run: waiting steps end cancelled, running ones stop at their next
+    /// heartbeat.
+    Cancel {
+        /// The run's id.
+        id: String,
+    },
+    /// Run a finished run's dead and cancelled steps again (completed steps keep their
+    /// results).
+    Retry {
+        /// The run's id.
+        id: String,
     },
 }
 

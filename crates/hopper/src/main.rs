@@ -2,7 +2,7 @@
 //! server crates.
 //!
 //! - [`cli`]: the grammar (clap).
-//! - [`commands`]: server, migrate, enqueue, jobs, queues, schedules, workers.
+//! - [`commands`]: server, migrate, enqueue, jobs, queues, schedules, workflows, workers.
 //! - [`stores`]: the stores a command line names (data directories, PostgreSQL URLs).
 //! - [`exec`]: `hopper worker --exec`, jobs as child processes.
 //! - [`bench`]: `hopper bench`, the workloads of the benchmarks.
@@ -101,6 +101,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs(cmd) => commands::jobs::run(&ctx()?, cmd).await,
         Command::Queues(cmd) => commands::queues::run(&ctx()?, cmd).await,
         Command::Schedules(cmd) => commands::schedules::run(&ctx()?, cmd).await,
+        Command::Workflows(cmd) => commands::workflows::run(&ctx()?, cmd).await,
         Command::Workers => commands::workers::run(&ctx()?).await,
         Command::Events(args) => commands::events::run(&ctx()?, args).await,
         Command::Bench(args) => bench::run(cli.server.clone(), args, cli.json).await,

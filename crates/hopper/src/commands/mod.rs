@@ -11,6 +11,7 @@ pub mod queues;
 pub mod schedules;
 pub mod server;
 pub mod workers;
+pub mod workflows;
 
 use anyhow::Context;
 use hopper_worker::{Client, JobId};

@@ -47,8 +47,12 @@ from .models import (
     QueueInfo,
     Schedule,
     ScheduleRun,
+    StepInfo,
     StreamEvent,
     WorkerInfo,
+    Workflow,
+    WorkflowPage,
+    WorkflowRun,
 )
 from .outcome import Fail, Retry
 from .tasks import Hopper, Task
@@ -94,6 +98,7 @@ __all__ = [
     "RetryPolicy",
     "Schedule",
     "ScheduleRun",
+    "StepInfo",
     "StreamEvent",
     "StreamItem",
     "Task",
@@ -104,4 +109,7 @@ __all__ = [
     "Worker",
     "WorkerInfo",
     "WorkerStats",
+    "Workflow",
+    "WorkflowPage",
+    "WorkflowRun",
 ]

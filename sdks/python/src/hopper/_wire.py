@@ -39,6 +39,9 @@ from .models import (
     QueueInfo,
     Schedule,
     WorkerInfo,
+    Workflow,
+    WorkflowPage,
+    WorkflowRun,
     format_time,
 )
 
@@ -309,6 +312,68 @@ def schedule_action(name: str, action: str) -> Call[Schedule]:
 
 def trigger_schedule(name: str) -> Call[Job]:
     return Call("POST", _path("v1", "schedules", name, "trigger"), Job.from_json)
+
+
+def step_body(step: Mapping[str, Any]) -> Dict[str, Any]:
+    """The wire form of one workflow step given as a dict: `{"step": "load", "depends_on":
+    ["extract"], "on_failure": "continue", "job": {...}}`. The job is a kind, or a mapping of
+    `enqueue`'s arguments (`Task.spec(...)` makes one); like a schedule's template, no
+    idempotency key is made up for it. Other keys go as given, for the server to refuse by
+    name."""
+    if not isinstance(step, Mapping):
+        raise TypeError(f"a workflow step is a dict with `step` and `job`, not {step!r}")
+    body = dict(step)
+    if "job" in body:
+        body["job"] = job_template(body["job"])
+    if body.get("depends_on") is not None:
+        depends_on = body["depends_on"]
+        body["depends_on"] = [depends_on] if isinstance(depends_on, str) else list(depends_on)
+    else:
+        body.pop("depends_on", None)
+    if body.get("on_failure") is None:
+        body.pop("on_failure", None)
+    return body
+
+
+def submit_workflow(
+    steps: Iterable[Mapping[str, Any]], name: Optional[str]
+) -> Call[WorkflowRun]:
+    body: Dict[str, Any] = {"steps": [step_body(s) for s in steps]}
+    if name is not None:
+        body["name"] = name
+    return _post("/v1/workflows", body, WorkflowRun.from_json)
+
+
+def get_workflow(workflow_id: str) -> Call[WorkflowRun]:
+    return Call("GET", _path("v1", "workflows", workflow_id), WorkflowRun.from_json)
+
+
+def list_workflows(
+    state: Optional[str], limit: Optional[int], cursor: Optional[str]
+) -> Call[WorkflowPage]:
+    params: List[Tuple[str, str]] = []
+    if state is not None:
+        params.append(("state", state))
+    if limit is not None:
+        params.append(("limit", str(limit)))
+    if cursor is not None:
+        params.append(("cursor", cursor))
+    return Call("GET", "/v1/workflows", WorkflowPage.from_json, params=params)
+
+
+def workflow_action(workflow_id: str, action: str) -> Call[Workflow]:
+    """`cancel` or `retry`: a POST whose body the API makes optional, sent empty."""
+    return Call("POST", _path("v1", "workflows", workflow_id, action), Workflow.from_json)
+
+
+def add_workflow_steps(
+    workflow_id: str, steps: Iterable[Mapping[str, Any]]
+) -> Call[List[Job]]:
+    return _post(
+        _path("v1", "workflows", workflow_id, "steps"),
+        {"steps": [step_body(s) for s in steps]},
+        lambda d: [Job.from_json(j) for j in d["steps"]],
+    )
 
 
 def lease(

@@ -47,6 +47,9 @@ from .models import (
     QueueInfo,
     Schedule,
     WorkerInfo,
+    Workflow,
+    WorkflowPage,
+    WorkflowRun,
 )
 
 __all__ = [
@@ -411,6 +414,58 @@ class Client(_Base):
         `{"name": name, "manual": True}`."""
         return self._send(wire.trigger_schedule(name))
 
+    # ---- workflows ------------------------------------------------------------------------
+
+    def submit_workflow(
+        self, steps: Iterable[Mapping[str, Any]], name: Optional[str] = None
+    ) -> WorkflowRun:
+        """`POST /v1/workflows`: a workflow run, a DAG of steps stored atomically; a step with
+        dependencies waits in `pending` until its parents are done.
+
+        Each step is a dict: `{"step": "load", "depends_on": ["extract"], "on_failure":
+        "continue", "job": {"kind": "load", "queue": "etl", "args": {...}}}`. `job` is a kind
+        or a mapping of `enqueue`'s arguments (`task.spec(args)` makes one); `on_failure` is
+        `cancel_dependents` (the default: a failed step cancels everything downstream),
+        `continue` (dependents run, the run fails) or `ignore` (dependents run, the run can
+        still succeed). A cycle, an unknown dependency or a duplicate name is an
+        `InvalidArgumentError` naming the field, e.g. `steps[1].depends_on[0]`. Not retried: a
+        lost answer is best checked with `workflows()`."""
+        return self._send(wire.submit_workflow(steps, name))
+
+    def workflow(self, workflow_id: str) -> WorkflowRun:
+        """`GET /v1/workflows/{id}`: the run with every step's job (`run.step("load")`)."""
+        return self._send(wire.get_workflow(workflow_id))
+
+    def workflows(
+        self,
+        state: Optional[str] = None,
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+    ) -> WorkflowPage:
+        """`GET /v1/workflows`: one page of runs, newest first; `state` is `running`,
+        `completed`, `failed` or `cancelled`."""
+        return self._send(wire.list_workflows(state, limit, cursor))
+
+    def cancel_workflow(self, workflow_id: str) -> Workflow:
+        """`POST /v1/workflows/{id}/cancel`: waiting steps end `cancelled` at once, running
+        ones are flagged; the run ends `cancelled` when its last step has finished. An
+        `InvalidStateError` once it has finished."""
+        return self._send(wire.workflow_action(workflow_id, "cancel"))
+
+    def retry_workflow(self, workflow_id: str) -> Workflow:
+        """`POST /v1/workflows/{id}/retry`: a finished run's dead and cancelled steps start
+        over; completed steps keep their results. An `InvalidStateError` while it runs or
+        when no step failed."""
+        return self._send(wire.workflow_action(workflow_id, "retry"))
+
+    def add_workflow_steps(
+        self, workflow_id: str, steps: Iterable[Mapping[str, Any]]
+    ) -> List[Job]:
+        """`POST /v1/workflows/{id}/steps`: adds steps (dicts, as `submit_workflow` takes) to
+        a running run, e.g. a fan-out from one of its steps (`ctx.add_steps`). They may depend
+        on each other and on the run's steps. Returns the new steps' jobs."""
+        return self._send(wire.add_workflow_steps(workflow_id, steps))
+
     # ---- the worker's side (the `Worker` runtime uses these through `AsyncClient`) ---------
 
     def lease(
@@ -721,6 +776,41 @@ class AsyncClient(_Base):
     async def trigger_schedule(self, name: str) -> Job:
         """See `Client.trigger_schedule`."""
         return await self._send(wire.trigger_schedule(name))
+
+    # ---- workflows ------------------------------------------------------------------------
+
+    async def submit_workflow(
+        self, steps: Iterable[Mapping[str, Any]], name: Optional[str] = None
+    ) -> WorkflowRun:
+        """See `Client.submit_workflow`."""
+        return await self._send(wire.submit_workflow(steps, name))
+
+    async def workflow(self, workflow_id: str) -> WorkflowRun:
+        """See `Client.workflow`."""
+        return await self._send(wire.get_workflow(workflow_id))
+
+    async def workflows(
+        self,
+        state: Optional[str] = None,
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+    ) -> WorkflowPage:
+        """See `Client.workflows`."""
+        return await self._send(wire.list_workflows(state, limit, cursor))
+
+    async def cancel_workflow(self, workflow_id: str) -> Workflow:
+        """See `Client.cancel_workflow`."""
+        return await self._send(wire.workflow_action(workflow_id, "cancel"))
+
+    async def retry_workflow(self, workflow_id: str) -> Workflow:
+        """See `Client.retry_workflow`."""
+        return await self._send(wire.workflow_action(workflow_id, "retry"))
+
+    async def add_workflow_steps(
+        self, workflow_id: str, steps: Iterable[Mapping[str, Any]]
+    ) -> List[Job]:
+        """See `Client.add_workflow_steps`."""
+        return await self._send(wire.add_workflow_steps(workflow_id, steps))
 
     # ---- the worker's side ---------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 """`JobContext`: what a running handler knows about its job and lease, how it reports
 progress, and how it learns that it should stop. Tasks declared with `bind=True` get it as
-their first argument (where a Celery bound task gets `self`).
+their first argument (where a Celery bound task gets `self`). For a step of a workflow run it
+also holds what the step's parents left it (`parents`, `failed_parents`), and adds steps to
+the run (`add_steps`).
 
 Stopping is cooperative for plain functions, which run on threads that Python cannot
 interrupt: a long handler checks `ctx.is_cancelled()` or sleeps with `ctx.sleep(seconds)`,
@@ -13,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import threading
-from typing import TYPE_CHECKING, Any, Dict, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, NoReturn, Optional
 
 from .errors import LeaseLostError
-from .models import Job
+from .models import Job, StepInfo
 from .outcome import Retry
 
 if TYPE_CHECKING:
@@ -111,6 +113,45 @@ class JobContext:
     def traceparent(self) -> Optional[str]:
         """The producer's W3C trace context, if it sent one."""
         return self._raw.get("traceparent")
+
+    # ---- workflows -----------------------------------------------------------------------
+
+    @property
+    def workflow(self) -> Optional[StepInfo]:
+        """The step of a workflow run this job is (run id, step name, dependencies), or
+        `None` for an ordinary job."""
+        return self.job.workflow
+
+    @property
+    def parents(self) -> Dict[str, Any]:
+        """For a workflow step with dependencies: each parent's result by step name (`None`
+        for a parent that returned nothing, or that failed under a policy that let this step
+        run: see `failed_parents`). Empty for any other job."""
+        return dict(self._raw.get("parents") or {})
+
+    @property
+    def failed_parents(self) -> Dict[str, Dict[str, Any]]:
+        """For a workflow step some of whose parents failed under `continue` or `ignore` (and
+        so let it run anyway): how each ended, by step name, as `{"state": "dead", "error":
+        "..."}`. Empty when no parent failed."""
+        return dict(self._raw.get("failed_parents") or {})
+
+    async def aadd_steps(self, steps: Iterable[Mapping[str, Any]]) -> List[Job]:
+        """Adds steps (dicts, as `Client.submit_workflow` takes) to this step's run: a fan-out
+        of children and a step that depends on all of them, say. They may depend on each
+        other and on the run's steps, this one included. Raises `ValueError` when this job is
+        not a workflow step."""
+        step = self.workflow
+        if step is None:
+            raise ValueError(f"job {self.id} is not a step of a workflow run")
+        return await self._client.add_workflow_steps(step.workflow_id, steps)
+
+    def add_steps(self, steps: Iterable[Mapping[str, Any]]) -> List[Job]:
+        """`aadd_steps` for handlers running on a thread: blocks until the server answered."""
+        if _on_loop(self._loop):
+            raise RuntimeError("call `await ctx.aadd_steps(steps)` from a coroutine handler")
+        steps = list(steps)
+        return asyncio.run_coroutine_threadsafe(self.aadd_steps(steps), self._loop).result()
 
     # ---- stopping ------------------------------------------------------------------------
 

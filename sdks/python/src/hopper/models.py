@@ -1,5 +1,5 @@
 """Typed values of the v1 API: jobs and their parts, pages, queues, workers, backoff policies,
-schedules, and the events of the live stream.
+schedules, workflow runs, and the events of the live stream.
 
 Answers are read leniently: fields this SDK does not know are ignored (and kept in `raw`), so a
 newer server that adds fields never breaks an older SDK. Times are timezone-aware `datetime`s.
@@ -128,6 +128,33 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class StepInfo:
+    """What makes a job a step of a workflow run: the run, the step's name, what it waits
+    for, and what its failure does downstream."""
+
+    workflow_id: str
+    step: str
+    depends_on: List[str] = field(default_factory=list)
+    #: `cancel_dependents`, `continue` or `ignore`.
+    on_failure: str = "cancel_dependents"
+    #: How many of `depends_on` are not done yet; the step leaves `pending` at zero.
+    waiting_on: int = 0
+    #: Cancelled because a step upstream failed.
+    upstream_failed: bool = False
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StepInfo:
+        return cls(
+            workflow_id=str(data["workflow_id"]),
+            step=str(data["step"]),
+            depends_on=[str(d) for d in data.get("depends_on") or []],
+            on_failure=str(data.get("on_failure", "cancel_dependents")),
+            waiting_on=int(data.get("waiting_on", 0)),
+            upstream_failed=bool(data.get("upstream_failed", False)),
+        )
+
+
+@dataclass(frozen=True)
 class Job:
     """A job as the server answers it (semantics.md, Job)."""
 
@@ -165,8 +192,22 @@ class Job:
     duplicate: bool = False
     #: Set only on jobs handed out by a lease.
     lease_token: Optional[str] = None
+    #: Set when the job is a step of a workflow run.
+    workflow: Optional[StepInfo] = None
+    #: For a leased workflow step with dependencies: each parent's result by step name
+    #: (`None` for a parent that returned nothing, or that failed under a policy that let this
+    #: step run). Empty for any other job.
+    parents: Dict[str, Any] = field(default_factory=dict)
+    #: For a leased workflow step some of whose parents failed under `continue` or `ignore`:
+    #: how each ended, by step name (`{"state": "dead", "error": "..."}`). Empty otherwise.
+    failed_parents: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     #: The answer as received, including fields this SDK does not know.
     raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def step(self) -> Optional[str]:
+        """The step's name, for a step of a workflow run."""
+        return self.workflow.step if self.workflow is not None else None
 
     @property
     def finished(self) -> bool:
@@ -176,6 +217,7 @@ class Job:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Job:
         backoff = data.get("backoff")
+        workflow = data.get("workflow")
         return cls(
             id=str(data["id"]),
             queue=str(data.get("queue", "default")),
@@ -209,6 +251,9 @@ class Job:
             cancel_requested=bool(data.get("cancel_requested", False)),
             duplicate=bool(data.get("duplicate", False)),
             lease_token=data.get("lease_token"),
+            workflow=StepInfo.from_json(workflow) if isinstance(workflow, dict) else None,
+            parents=dict(data.get("parents") or {}),
+            failed_parents=dict(data.get("failed_parents") or {}),
             raw=dict(data),
         )
 
@@ -427,6 +472,98 @@ class Schedule:
             ],
             last_runs=[ScheduleRun.from_json(r) for r in data.get("last_runs") or []],
             raw=dict(data),
+        )
+
+
+#: States a workflow run never leaves by itself (a retry reopens a failed or cancelled one).
+WORKFLOW_FINISHED_STATES = frozenset({"completed", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A workflow run as the server answers it, without its steps."""
+
+    id: str
+    #: `running`, `completed`, `failed` or `cancelled`.
+    state: str
+    name: Optional[str] = None
+    namespace: str = "default"
+    #: How many steps the run has, counting those added while it ran.
+    steps: int = 0
+    #: Steps not finished yet.
+    open_steps: int = 0
+    #: Finished steps that failed under `cancel_dependents` or `continue`.
+    failed_steps: int = 0
+    #: A cancel was asked and steps may still be finishing.
+    cancel_requested: bool = False
+    created_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+    #: The answer as received, including fields this SDK does not know.
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def finished(self) -> bool:
+        """True once every step has finished: `completed`, `failed` or `cancelled`."""
+        return self.state in WORKFLOW_FINISHED_STATES
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Workflow:
+        return cls(
+            id=str(data["id"]),
+            state=str(data["state"]),
+            name=data.get("name"),
+            namespace=str(data.get("namespace", "default")),
+            steps=int(data.get("steps", 0)),
+            open_steps=int(data.get("open_steps", 0)),
+            failed_steps=int(data.get("failed_steps", 0)),
+            cancel_requested=bool(data.get("cancel_requested", False)),
+            created_at=parse_time(data.get("created_at")),
+            finished_at=parse_time(data.get("finished_at")),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class WorkflowRun:
+    """A workflow run with every step's job, oldest first (each after its parents)."""
+
+    workflow: Workflow
+    steps: List[Job]
+
+    @property
+    def id(self) -> str:
+        return self.workflow.id
+
+    @property
+    def state(self) -> str:
+        return self.workflow.state
+
+    def step(self, name: str) -> Job:
+        """The job of the step named `name`; `KeyError` when the run has none."""
+        for job in self.steps:
+            if job.step == name:
+                return job
+        raise KeyError(name)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WorkflowRun:
+        return cls(
+            Workflow.from_json(data["workflow"]),
+            [Job.from_json(j) for j in data.get("steps") or []],
+        )
+
+
+@dataclass(frozen=True)
+class WorkflowPage:
+    """One page of `GET /v1/workflows`, newest first; pass `next_cursor` for the next one."""
+
+    workflows: List[Workflow]
+    next_cursor: Optional[str]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WorkflowPage:
+        return cls(
+            [Workflow.from_json(w) for w in data["workflows"]], data.get("next_cursor")
         )
 
 
