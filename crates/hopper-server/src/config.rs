@@ -46,6 +46,8 @@ pub struct MaintenanceConfig {
     pub pruner: PrunerConfig,
     /// Enqueues the jobs of cron schedules.
     pub scheduler: SchedulerConfig,
+    /// Starts the runs of workflow definitions (cron ticks, backfills).
+    pub workflow_trigger: crate::maintenance::WorkflowTriggerConfig,
     /// Which node of several sharing a store runs the services.
     pub leadership: LeadershipConfig,
 }

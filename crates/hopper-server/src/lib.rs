@@ -28,6 +28,7 @@
 
 pub mod body;
 pub mod config;
+pub mod definition_runs;
 pub mod error;
 pub mod events;
 pub mod explain;

@@ -7,7 +7,7 @@ use utoipa::OpenApi;
 
 use crate::routes::{
     bulk, dead_letters, events, jobs, leases, ops, outcomes, queues, schedules, stats, workers,
-    workflows,
+    workflow_definitions, workflows,
 };
 
 /// The API description. Schemas referenced by the paths are collected automatically.
@@ -57,6 +57,13 @@ use crate::routes::{
         workflows::cancel_workflow,
         workflows::retry_workflow,
         workflows::add_steps,
+        workflow_definitions::put_definition,
+        workflow_definitions::list_definitions,
+        workflow_definitions::get_definition,
+        workflow_definitions::delete_definition,
+        workflow_definitions::trigger_definition,
+        workflow_definitions::backfill_definition,
+        workflow_definitions::get_backfill,
         workers::list_workers,
         events::events_sse,
         events::events_ws,

@@ -17,6 +17,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use hopper_store::*;
 use hopper_types::schedule::Schedule;
+use hopper_types::workflow_definition::{Backfill, WorkflowDefinition};
 use hopper_types::{Clock, Job, JobEvent, JobId, JobState, QueueConfig, Timestamp};
 use prometheus_client::metrics::histogram::Histogram;
 
@@ -106,6 +107,16 @@ store_ops! {
     workflow_retry => "workflow_retry",
     workflow_add_steps => "workflow_add_steps",
     workflow_parents => "workflow_parents",
+    workflow_definition_put => "workflow_definition_put",
+    workflow_definition_get => "workflow_definition_get",
+    workflow_definition_list => "workflow_definition_list",
+    workflow_definition_delete => "workflow_definition_delete",
+    workflow_definition_due => "workflow_definition_due",
+    workflow_definition_advance => "workflow_definition_advance",
+    backfill_create => "backfill_create",
+    backfill_get => "backfill_get",
+    backfill_list => "backfill_list",
+    backfill_finish => "backfill_finish",
 }
 
 /// A store whose every call is timed into the metrics it was made with.
@@ -558,6 +569,103 @@ impl Store for TimedStore {
             workflow_parents,
             self.inner.workflow_parents(namespace, steps)
         )
+    }
+
+    async fn workflow_definition_put(
+        &self,
+        definition: WorkflowDefinition,
+    ) -> Result<WorkflowDefinition, StoreError> {
+        timed!(
+            self,
+            workflow_definition_put,
+            self.inner.workflow_definition_put(definition)
+        )
+    }
+
+    async fn workflow_definition_get(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<WorkflowDefinition, StoreError> {
+        timed!(
+            self,
+            workflow_definition_get,
+            self.inner.workflow_definition_get(namespace, name)
+        )
+    }
+
+    async fn workflow_definition_list(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<WorkflowDefinition>, StoreError> {
+        timed!(
+            self,
+            workflow_definition_list,
+            self.inner.workflow_definition_list(namespace)
+        )
+    }
+
+    async fn workflow_definition_delete(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        timed!(
+            self,
+            workflow_definition_delete,
+            self.inner.workflow_definition_delete(namespace, name)
+        )
+    }
+
+    async fn workflow_definition_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<WorkflowDefinition>, StoreError> {
+        timed!(
+            self,
+            workflow_definition_due,
+            self.inner.workflow_definition_due(now, limit)
+        )
+    }
+
+    async fn workflow_definition_advance(
+        &self,
+        namespace: &str,
+        name: &str,
+        expected: Timestamp,
+        next: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
+        timed!(
+            self,
+            workflow_definition_advance,
+            self.inner
+                .workflow_definition_advance(namespace, name, expected, next)
+        )
+    }
+
+    async fn backfill_create(&self, backfill: Backfill) -> Result<(Backfill, bool), StoreError> {
+        timed!(self, backfill_create, self.inner.backfill_create(backfill))
+    }
+
+    async fn backfill_get(&self, namespace: &str, id: &JobId) -> Result<Backfill, StoreError> {
+        timed!(self, backfill_get, self.inner.backfill_get(namespace, id))
+    }
+
+    async fn backfill_list(
+        &self,
+        namespace: Option<&str>,
+        unfinished_only: bool,
+    ) -> Result<Vec<Backfill>, StoreError> {
+        timed!(
+            self,
+            backfill_list,
+            self.inner.backfill_list(namespace, unfinished_only)
+        )
+    }
+
+    async fn backfill_finish(&self, id: &JobId, at: Timestamp) -> Result<(), StoreError> {
+        timed!(self, backfill_finish, self.inner.backfill_finish(id, at))
     }
 }
 

@@ -243,6 +243,44 @@ CREATE TRIGGER jobs_forget_deps AFTER DELETE ON hopper.jobs
     EXECUTE FUNCTION hopper.job_deps_forget();
 "#,
     ),
+    (
+        7,
+        r#"
+-- Workflow definitions: the whole definition as JSON in `body`
+-- (hopper_types::workflow_definition::WorkflowDefinition), plus the columns the cron driver
+-- selects on. `next_fire_at` is moved by compare-and-set (see ops/workflow_definition.rs).
+CREATE TABLE hopper.workflow_definitions (
+    namespace    text NOT NULL,
+    name         text NOT NULL,
+    body         text NOT NULL,
+    next_fire_at bigint,
+    created_at   bigint NOT NULL,
+    updated_at   bigint NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+-- The cron driver: definitions with a cron expression, by next fire time.
+CREATE INDEX workflow_definitions_due ON hopper.workflow_definitions (next_fire_at)
+    WHERE next_fire_at IS NOT NULL;
+
+-- Backfills: the whole backfill as JSON in `body` (Backfill), one per definition and range.
+CREATE TABLE hopper.workflow_backfills (
+    id          uuid PRIMARY KEY,
+    namespace   text NOT NULL,
+    definition  text NOT NULL,
+    from_date   text NOT NULL,
+    to_date     text NOT NULL,
+    body        text NOT NULL,
+    created_at  bigint NOT NULL,
+    finished_at bigint
+);
+-- A second backfill of the same dates answers the first.
+CREATE UNIQUE INDEX workflow_backfills_range
+    ON hopper.workflow_backfills (namespace, definition, from_date, to_date);
+-- The backfill driver: the unfinished ones, newest first.
+CREATE INDEX workflow_backfills_unfinished ON hopper.workflow_backfills (id)
+    WHERE finished_at IS NULL;
+"#,
+    ),
 ];
 
 /// The newest schema version this build knows.

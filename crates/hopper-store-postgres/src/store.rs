@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hopper_store::*;
+use hopper_types::workflow_definition::{Backfill, WorkflowDefinition};
 use hopper_types::workflow_run::{Workflow, WorkflowId};
 use hopper_types::{Clock, Job, JobEvent, JobId, JobState, QueueConfig, Timestamp};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -582,6 +583,11 @@ impl Store for PgStore {
     async fn workflow_insert(&self, params: WorkflowInsert) -> Result<WorkflowRun, StoreError> {
         let (mut tx, mut ws) = self.begin().await?;
         let run = or_abort!(tx, ops::workflow::insert(&mut tx, &mut ws, params).await);
+        if run.duplicate {
+            // Nothing was written.
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(run);
+        }
         self.commit(tx, ws).await?;
         Ok(run)
     }
@@ -644,6 +650,95 @@ impl Store for PgStore {
         steps: &[JobId],
     ) -> Result<StepParents, StoreError> {
         ops::workflow::parents(&mut *self.conn().await?, namespace, steps).await
+    }
+
+    // Workflow definitions and backfills.
+
+    async fn workflow_definition_put(
+        &self,
+        definition: WorkflowDefinition,
+    ) -> Result<WorkflowDefinition, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let d = or_abort!(tx, ops::workflow_definition::put(&mut tx, definition).await);
+        tx.commit().await.map_err(db_error)?;
+        Ok(d)
+    }
+
+    async fn workflow_definition_get(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<WorkflowDefinition, StoreError> {
+        ops::workflow_definition::get(&mut *self.conn().await?, namespace, name).await
+    }
+
+    async fn workflow_definition_list(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<WorkflowDefinition>, StoreError> {
+        ops::workflow_definition::list(&mut *self.conn().await?, namespace).await
+    }
+
+    async fn workflow_definition_delete(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        ops::workflow_definition::delete(&mut *self.conn().await?, namespace, name).await
+    }
+
+    async fn workflow_definition_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<WorkflowDefinition>, StoreError> {
+        ops::workflow_definition::due(&mut *self.conn().await?, now, limit).await
+    }
+
+    async fn workflow_definition_advance(
+        &self,
+        namespace: &str,
+        name: &str,
+        expected: Timestamp,
+        next: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let moved = or_abort!(
+            tx,
+            ops::workflow_definition::advance(&mut tx, namespace, name, expected, next).await
+        );
+        tx.commit().await.map_err(db_error)?;
+        Ok(moved)
+    }
+
+    async fn backfill_create(&self, backfill: Backfill) -> Result<(Backfill, bool), StoreError> {
+        ops::workflow_definition::backfill_create(&mut *self.conn().await?, backfill).await
+    }
+
+    async fn backfill_get(&self, namespace: &str, id: &JobId) -> Result<Backfill, StoreError> {
+        ops::workflow_definition::backfill_get(&mut *self.conn().await?, namespace, id).await
+    }
+
+    async fn backfill_list(
+        &self,
+        namespace: Option<&str>,
+        unfinished_only: bool,
+    ) -> Result<Vec<Backfill>, StoreError> {
+        ops::workflow_definition::backfill_list(
+            &mut *self.conn().await?,
+            namespace,
+            unfinished_only,
+        )
+        .await
+    }
+
+    async fn backfill_finish(&self, id: &JobId, at: Timestamp) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        or_abort!(
+            tx,
+            ops::workflow_definition::backfill_finish(&mut tx, id, at).await
+        );
+        tx.commit().await.map_err(db_error)
     }
 }
 

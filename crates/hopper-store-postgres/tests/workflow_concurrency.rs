@@ -52,6 +52,7 @@ async fn submit(store: &PgStore, steps: &[String]) -> (WorkflowId, Vec<Job>) {
             name: None,
             steps,
             actor: "api".into(),
+            definition: None,
         })
         .await
         .expect("insert workflow");

@@ -226,6 +226,38 @@ BEGIN
 END;
 "#,
     ),
+    (
+        8,
+        r#"
+-- Named workflow definitions (the whole definition as JSON in `body`), and when the cron
+-- expression of those that have one next fires.
+CREATE TABLE workflow_definitions (
+    namespace    TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    next_fire_at INTEGER,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+CREATE INDEX workflow_definitions_due ON workflow_definitions (next_fire_at)
+    WHERE next_fire_at IS NOT NULL;
+
+-- Backfills: one per definition and date range.
+CREATE TABLE workflow_backfills (
+    id          TEXT PRIMARY KEY,
+    namespace   TEXT NOT NULL,
+    definition  TEXT NOT NULL,
+    from_date   TEXT NOT NULL,
+    to_date     TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    finished_at INTEGER,
+    UNIQUE (namespace, definition, from_date, to_date)
+);
+CREATE INDEX workflow_backfills_unfinished ON workflow_backfills (id) WHERE finished_at IS NULL;
+"#,
+    ),
 ];
 
 /// Applies every migration newer than the database's version.
@@ -296,6 +328,6 @@ mod tests {
             .query_row("SELECT count(*) FROM queues", [], |r| r.get(0))
             .unwrap();
         assert_eq!((leases, queues), (0, 1));
-        assert_eq!(latest_version(), 7);
+        assert_eq!(latest_version(), 8);
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hopper_store::*;
+use hopper_types::workflow_definition::{Backfill, WorkflowDefinition};
 use hopper_types::{Clock, Job, JobEvent, JobId, JobState, QueueConfig, Timestamp};
 use rusqlite::Connection;
 
@@ -575,6 +576,98 @@ impl Store for SqliteStore {
         let (ns, steps) = (namespace.to_string(), steps.to_vec());
         self.readers
             .run(move |c| ops::workflow::parents(c, &ns, &steps))
+            .await
+    }
+
+    async fn workflow_definition_put(
+        &self,
+        definition: WorkflowDefinition,
+    ) -> Result<WorkflowDefinition, StoreError> {
+        self.write(move |ctx| ops::workflow_definition::put(ctx, definition))
+            .await
+    }
+
+    async fn workflow_definition_get(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<WorkflowDefinition, StoreError> {
+        let (ns, name) = (namespace.to_string(), name.to_string());
+        self.readers
+            .run(move |c| ops::workflow_definition::get(c, &ns, &name))
+            .await
+    }
+
+    async fn workflow_definition_list(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<WorkflowDefinition>, StoreError> {
+        let ns = namespace.to_string();
+        self.readers
+            .run(move |c| ops::workflow_definition::list(c, &ns))
+            .await
+    }
+
+    async fn workflow_definition_delete(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        let (ns, name) = (namespace.to_string(), name.to_string());
+        self.write(move |ctx| ops::workflow_definition::delete(ctx, &ns, &name))
+            .await
+    }
+
+    async fn workflow_definition_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<WorkflowDefinition>, StoreError> {
+        self.readers
+            .run(move |c| ops::workflow_definition::due(c, now, limit))
+            .await
+    }
+
+    async fn workflow_definition_advance(
+        &self,
+        namespace: &str,
+        name: &str,
+        expected: Timestamp,
+        next: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
+        let (ns, name) = (namespace.to_string(), name.to_string());
+        self.write(move |ctx| ops::workflow_definition::advance(ctx, &ns, &name, expected, next))
+            .await
+    }
+
+    async fn backfill_create(&self, backfill: Backfill) -> Result<(Backfill, bool), StoreError> {
+        self.write(move |ctx| ops::workflow_definition::backfill_create(ctx, backfill))
+            .await
+    }
+
+    async fn backfill_get(&self, namespace: &str, id: &JobId) -> Result<Backfill, StoreError> {
+        let (ns, id) = (namespace.to_string(), *id);
+        self.readers
+            .run(move |c| ops::workflow_definition::backfill_get(c, &ns, &id))
+            .await
+    }
+
+    async fn backfill_list(
+        &self,
+        namespace: Option<&str>,
+        unfinished_only: bool,
+    ) -> Result<Vec<Backfill>, StoreError> {
+        let ns = namespace.map(str::to_string);
+        self.readers
+            .run(move |c| {
+                ops::workflow_definition::backfill_list(c, ns.as_deref(), unfinished_only)
+            })
+            .await
+    }
+
+    async fn backfill_finish(&self, id: &JobId, at: Timestamp) -> Result<(), StoreError> {
+        let id = *id;
+        self.write(move |ctx| ops::workflow_definition::backfill_finish(ctx, &id, at))
             .await
     }
 }

@@ -41,6 +41,7 @@
 //! - [`feed`]: the event log in order, as the live event stream tails it.
 //! - [`workers_seen`]: the workers every node saw, shared through the store.
 //! - [`workflow`]: workflow runs, their steps' dependencies, failure policies, fan-in.
+//! - [`workflow_definition`]: definitions, their cron fire times, runs per logical date, backfills.
 
 pub mod concurrency;
 pub mod durability;
@@ -60,6 +61,7 @@ pub mod signals;
 pub mod support;
 pub mod workers_seen;
 pub mod workflow;
+pub mod workflow_definition;
 
 use std::sync::Arc;
 
@@ -300,6 +302,13 @@ macro_rules! conformance_suite {
                 workflow_list_get_and_namespaces,
                 workflow_steps_are_left_out_of_queue_retry_dead,
             ],
+            workflow_definition: [
+                workflow_definition_put_get_list_delete,
+                workflow_definition_due_and_advance_by_compare_and_set,
+                workflow_insert_is_idempotent_per_logical_date,
+                concurrent_inserts_of_one_logical_date_make_one_run,
+                backfill_create_is_idempotent_and_finishes,
+            ],
         }
     };
 }
@@ -347,6 +356,10 @@ mod self_check {
         ("feed", include_str!("feed.rs")),
         ("workers_seen", include_str!("workers_seen.rs")),
         ("workflow", include_str!("workflow.rs")),
+        (
+            "workflow_definition",
+            include_str!("workflow_definition.rs"),
+        ),
     ];
 
     fn defined(source: &str) -> Vec<String> {

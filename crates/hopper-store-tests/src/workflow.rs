@@ -32,6 +32,7 @@ async fn submit(env: &Env, steps: &str) -> WorkflowRun {
             name: req.name,
             steps,
             actor: API.into(),
+            definition: None,
         })
         .await
         .expect("insert workflow")
@@ -618,6 +619,7 @@ pub async fn workflow_list_get_and_namespaces(h: &dyn Harness) {
     let list = |state, limit, before| WorkflowListParams {
         namespace: NS.into(),
         state,
+        definition: None,
         limit,
         before,
     };
@@ -648,6 +650,7 @@ pub async fn workflow_list_get_and_namespaces(h: &dyn Harness) {
     let other = WorkflowListParams {
         namespace: "other".into(),
         state: None,
+        definition: None,
         limit: 10,
         before: None,
     };

@@ -331,4 +331,70 @@ pub trait Store: Send + Sync + 'static {
         namespace: &str,
         steps: &[JobId],
     ) -> Result<crate::StepParents, StoreError>;
+
+    /// Stores a definition, replacing one of the same name (keeping its `created_at`).
+    async fn workflow_definition_put(
+        &self,
+        definition: hopper_types::workflow_definition::WorkflowDefinition,
+    ) -> Result<hopper_types::workflow_definition::WorkflowDefinition, StoreError>;
+
+    /// One definition; [`StoreError::NotFound`] when unknown.
+    async fn workflow_definition_get(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<hopper_types::workflow_definition::WorkflowDefinition, StoreError>;
+
+    /// Every definition of the namespace, by name.
+    async fn workflow_definition_list(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<hopper_types::workflow_definition::WorkflowDefinition>, StoreError>;
+
+    /// Deletes a definition (its runs stay); [`StoreError::NotFound`] when unknown.
+    async fn workflow_definition_delete(&self, namespace: &str, name: &str)
+    -> Result<(), StoreError>;
+
+    /// Definitions of every namespace whose cron expression fires at or before `now`,
+    /// earliest first, at most `limit`.
+    async fn workflow_definition_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<hopper_types::workflow_definition::WorkflowDefinition>, StoreError>;
+
+    /// Moves a definition's next fire time from `expected` to `next`, if it is still
+    /// `expected` (another node may have moved it); true when it moved.
+    async fn workflow_definition_advance(
+        &self,
+        namespace: &str,
+        name: &str,
+        expected: Timestamp,
+        next: Option<Timestamp>,
+    ) -> Result<bool, StoreError>;
+
+    /// Stores a backfill, unless the namespace has one of the same definition and dates:
+    /// then answers that one, with `true` (nothing stored).
+    async fn backfill_create(
+        &self,
+        backfill: hopper_types::workflow_definition::Backfill,
+    ) -> Result<(hopper_types::workflow_definition::Backfill, bool), StoreError>;
+
+    /// One backfill; [`StoreError::NotFound`] when unknown.
+    async fn backfill_get(
+        &self,
+        namespace: &str,
+        id: &JobId,
+    ) -> Result<hopper_types::workflow_definition::Backfill, StoreError>;
+
+    /// Backfills of `namespace` (of every namespace when none), newest first; only unfinished
+    /// ones when `unfinished_only`.
+    async fn backfill_list(
+        &self,
+        namespace: Option<&str>,
+        unfinished_only: bool,
+    ) -> Result<Vec<hopper_types::workflow_definition::Backfill>, StoreError>;
+
+    /// Marks a backfill finished at `at` (every date has its run).
+    async fn backfill_finish(&self, id: &JobId, at: Timestamp) -> Result<(), StoreError>;
 }

@@ -17,6 +17,9 @@ pub struct WorkflowInsert {
     pub steps: Vec<ValidatedStep>,
     /// Recorded on the steps' enqueue events.
     pub actor: String,
+    /// The definition the run is made from, with its logical date: a definition has at most
+    /// one run per logical date, so inserting a second one answers the first (`duplicate`).
+    pub definition: Option<(String, String)>,
 }
 
 /// Steps added to a running run (dynamic fan-out). Validated by the store against the run's
@@ -42,6 +45,9 @@ pub struct WorkflowRun {
     pub workflow: Workflow,
     /// Its steps.
     pub steps: Vec<Job>,
+    /// Set by `workflow_insert` when the definition already had a run for the logical date:
+    /// this is that run, and nothing was stored.
+    pub duplicate: bool,
 }
 
 /// List runs of a namespace, newest first, keyset-paged by id.
@@ -51,6 +57,8 @@ pub struct WorkflowListParams {
     pub namespace: String,
     /// Only runs in this state.
     pub state: Option<WorkflowState>,
+    /// Only runs of this definition.
+    pub definition: Option<String>,
     /// Page size, 1..=500.
     pub limit: usize,
     /// Only runs with an id smaller than this (the previous page's cursor).

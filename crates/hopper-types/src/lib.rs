@@ -17,6 +17,7 @@
 //! - [`schedule`]: cron schedules as defined, stored and shown, and the jobs they enqueue.
 //! - [`stream_event`]: a transition as the live event stream shows it.
 //! - [`workflow`]: workflow runs as submitted (a DAG of steps) and their validation.
+//! - [`workflow_definition`]: named definitions (templates with parameters), triggers, backfills.
 //! - [`workflow_run`]: a stored run, its state machine, and what its steps carry.
 
 pub mod backoff;
@@ -31,6 +32,7 @@ pub mod state;
 pub mod stream_event;
 pub mod time;
 pub mod workflow;
+pub mod workflow_definition;
 pub mod workflow_run;
 
 pub use backoff::Backoff;

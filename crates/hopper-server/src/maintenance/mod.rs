@@ -1,6 +1,7 @@
 //! Background services that keep jobs moving without any request: the [`promoter`] makes due
 //! jobs available, the [`rescuer`] reclaims expired leases, the [`pruner`] applies retention,
-//! the [`scheduler`] enqueues the jobs of cron schedules.
+//! the [`scheduler`] enqueues the jobs of cron schedules; the [`workflow_trigger`] starts runs
+//! of workflow definitions (their cron ticks and backfills).
 //!
 //! Each service has one shape (after River's maintenance services): a config with default
 //! constants and a `validate`, a `run_once` that does one pass and returns what it did (so tests
@@ -17,6 +18,7 @@ pub mod promoter;
 pub mod pruner;
 pub mod rescuer;
 pub mod scheduler;
+pub mod workflow_trigger;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +33,7 @@ pub use promoter::{PromoteReport, Promoter, PromoterConfig};
 pub use pruner::{PruneReport, Pruner, PrunerConfig};
 pub use rescuer::{RescueReport, Rescuer, RescuerConfig};
 pub use scheduler::{ScheduleReport, Scheduler, SchedulerConfig};
+pub use workflow_trigger::{TriggerReport, WorkflowTrigger, WorkflowTriggerConfig};
 
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
@@ -122,6 +125,11 @@ async fn run_all(
     )
     .on_enqueued(move |job| enqueued.job_enqueued(job))
     .on_report(move |r| passes.schedule_pass(r.skipped, r.failed));
+    let trigger = WorkflowTrigger::new(
+        store.clone(),
+        config.maintenance.workflow_trigger.clone(),
+        config.limits.clone(),
+    );
     // The rescue's time, for the metrics' recent activity.
     let clock = store.clone();
     let pruner = Pruner::new(
@@ -140,6 +148,7 @@ async fn run_all(
         ),
         ("pruner", tokio::spawn(pruner.run(stop.clone()))),
         ("scheduler", tokio::spawn(scheduler.run(stop.clone()))),
+        ("workflow_trigger", tokio::spawn(trigger.run(stop.clone()))),
     ];
     for (name, h) in handles {
         if let Err(e) = h.await {

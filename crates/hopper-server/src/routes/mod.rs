@@ -2,7 +2,7 @@
 //!
 //! Handlers live by concept: [`jobs`] (producers), [`leases`] (the long poll), [`outcomes`]
 //! (what workers report), [`queues`], [`schedules`] (cron schedules), [`workers`], [`ops`]
-//! (health, metrics, OpenAPI), [`events`] (the live event stream), [`workflows`] (DAG runs), [`bulk`] (one action on many jobs), [`dead_letters`] (dead jobs
+//! (health, metrics, OpenAPI), [`events`] (the live event stream), [`workflows`] (DAG runs), [`workflow_definitions`] (named definitions, triggers, backfills), [`bulk`] (one action on many jobs), [`dead_letters`] (dead jobs
 //! grouped by error), [`stats`] (this node's recent activity, for the UI's charts); the web UI's files are served by [`crate::ui`].
 
 pub mod bulk;
@@ -16,6 +16,7 @@ pub mod queues;
 pub mod schedules;
 pub mod stats;
 pub mod workers;
+pub mod workflow_definitions;
 pub mod workflows;
 
 use axum::Router;
@@ -76,6 +77,28 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/v1/workflows",
             post(workflows::submit_workflow).get(workflows::list_workflows),
+        )
+        .route(
+            "/v1/workflows/definitions",
+            get(workflow_definitions::list_definitions),
+        )
+        .route(
+            "/v1/workflows/definitions/{name}",
+            get(workflow_definitions::get_definition)
+                .put(workflow_definitions::put_definition)
+                .delete(workflow_definitions::delete_definition),
+        )
+        .route(
+            "/v1/workflows/definitions/{name}/runs",
+            post(workflow_definitions::trigger_definition),
+        )
+        .route(
+            "/v1/workflows/definitions/{name}/backfill",
+            post(workflow_definitions::backfill_definition),
+        )
+        .route(
+            "/v1/workflows/backfills/{id}",
+            get(workflow_definitions::get_backfill),
         )
         .route("/v1/workflows/{id}", get(workflows::get_workflow))
         .route(

@@ -113,6 +113,7 @@ pub async fn submit_workflow(
             name: req.name,
             steps,
             actor: ACTOR.to_string(),
+            definition: None,
         })
         .await?;
     Ok(json_response(
@@ -168,6 +169,7 @@ pub async fn list_workflows(
         .workflow_list(&WorkflowListParams {
             namespace: DEFAULT_NAMESPACE.to_string(),
             state,
+            definition: None,
             limit,
             before,
         })

@@ -21,4 +21,5 @@ mod queues;
 mod schedules;
 mod shutdown;
 mod ui;
+mod workflow_definitions;
 mod workflows;

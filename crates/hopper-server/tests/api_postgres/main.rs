@@ -36,6 +36,8 @@ mod schedules;
 mod shutdown;
 #[path = "../api/ui.rs"]
 mod ui;
+#[path = "../api/workflow_definitions.rs"]
+mod workflow_definitions;
 #[path = "../api/workflows.rs"]
 mod workflows;
 

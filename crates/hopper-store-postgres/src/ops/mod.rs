@@ -22,6 +22,7 @@ pub(crate) mod read;
 pub(crate) mod schedule;
 pub(crate) mod workers_seen;
 pub(crate) mod workflow;
+pub(crate) mod workflow_definition;
 
 use hopper_store::StoreError;
 use hopper_types::{Job, JobId};

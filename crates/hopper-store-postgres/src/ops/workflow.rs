@@ -80,11 +80,17 @@ fn decode_run(row: &PgRow, at: usize) -> Result<Workflow, StoreError> {
     })
 }
 
-async fn insert_run(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreError> {
-    sqlx::query(
+/// Inserts a run's row; false (and nothing stored) when its definition already has a run for
+/// its logical date. A concurrent insert of that date makes this wait for its commit, then
+/// do nothing; one that rolls back lets this one in.
+async fn insert_run(conn: &mut PgConnection, w: &Workflow) -> Result<bool, StoreError> {
+    let inserted: Option<i32> = sqlx::query_scalar(
         "INSERT INTO hopper.workflows (id, namespace, name, state, steps, open_steps,
              failed_steps, cancel_requested, definition, logical_date, created_at, finished_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (namespace, definition, logical_date) WHERE definition IS NOT NULL
+             DO NOTHING
+         RETURNING 1",
     )
     .bind(w.id.0)
     .bind(&w.namespace)
@@ -98,10 +104,10 @@ async fn insert_run(conn: &mut PgConnection, w: &Workflow) -> Result<(), StoreEr
     .bind(&w.logical_date)
     .bind(w.created_at.as_millis())
     .bind(w.finished_at.map(Timestamp::as_millis))
-    .execute(conn)
+    .fetch_optional(conn)
     .await
     .map_err(db_error)?;
-    Ok(())
+    Ok(inserted.is_some())
 }
 
 /// Writes back the counters and state of runs whose rows this transaction locked.
@@ -241,8 +247,16 @@ pub(crate) async fn insert(
     p: WorkflowInsert,
 ) -> Result<WorkflowRun, StoreError> {
     let mut run = Workflow::new(p.id, p.namespace, p.name, 0, ws.now);
+    if let Some((definition, date)) = p.definition {
+        run.definition = Some(definition);
+        run.logical_date = Some(date);
+    }
+    // Planned in memory; the run's row is written first, before any step or edge, so a
+    // duplicate stores nothing.
     let planned = workflow_plan::plan_steps(&mut run, p.steps, &HashMap::new(), ws.now);
-    insert_run(conn, &run).await?;
+    if !insert_run(conn, &run).await? {
+        return duplicate(conn, &run).await;
+    }
     insert_edges(conn, &planned).await?;
     let mut steps = Vec::with_capacity(planned.len());
     for s in planned {
@@ -254,7 +268,32 @@ pub(crate) async fn insert(
     Ok(WorkflowRun {
         workflow: run,
         steps,
+        duplicate: false,
     })
+}
+
+/// The run `run`'s definition already has for its logical date, with its steps.
+async fn duplicate(conn: &mut PgConnection, run: &Workflow) -> Result<WorkflowRun, StoreError> {
+    // A new statement, so a new snapshot: it sees the run whose commit the insert waited for.
+    let id: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM hopper.workflows
+         WHERE namespace = $1 AND definition = $2 AND logical_date = $3",
+    )
+    .bind(&run.namespace)
+    .bind(&run.definition)
+    .bind(&run.logical_date)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let Some(id) = id else {
+        // Runs are never deleted, so the one that conflicted is there.
+        return Err(StoreError::Internal(
+            "a workflow run conflicted with one that cannot be found".into(),
+        ));
+    };
+    let mut existing = get(conn, &run.namespace, &JobId(id)).await?;
+    existing.duplicate = true;
+    Ok(existing)
 }
 
 pub(crate) async fn get(
@@ -286,7 +325,11 @@ pub(crate) async fn get(
             steps.push(decode_job(row)?);
         }
     }
-    Ok(WorkflowRun { workflow, steps })
+    Ok(WorkflowRun {
+        workflow,
+        steps,
+        duplicate: false,
+    })
 }
 
 pub(crate) async fn list(
@@ -301,6 +344,9 @@ pub(crate) async fn list(
     qb.push_bind(&p.namespace);
     if let Some(state) = p.state {
         qb.push(" AND w.state = ").push_bind(state.as_str());
+    }
+    if let Some(definition) = &p.definition {
+        qb.push(" AND w.definition = ").push_bind(definition);
     }
     if let Some(before) = &p.before {
         qb.push(" AND w.id < ").push_bind(before.0);

@@ -18,3 +18,4 @@ pub(crate) mod read;
 pub(crate) mod schedule;
 pub(crate) mod workers_seen;
 pub(crate) mod workflow;
+pub(crate) mod workflow_definition;

@@ -126,14 +126,46 @@ fn insert_planned(
 }
 
 pub(crate) fn insert(ctx: &mut WriteCtx<'_>, p: WorkflowInsert) -> Result<WorkflowRun, StoreError> {
+    if let Some((definition, date)) = &p.definition
+        && let Some(existing) = run_of_date(ctx.conn, &p.namespace, definition, date)?
+    {
+        let mut run = get(ctx.conn, &p.namespace, &existing)?;
+        run.duplicate = true;
+        return Ok(run);
+    }
     let mut run = Workflow::new(p.id, p.namespace, p.name, 0, ctx.now);
+    if let Some((definition, date)) = p.definition {
+        run.definition = Some(definition);
+        run.logical_date = Some(date);
+    }
     let planned = workflow_plan::plan_steps(&mut run, p.steps, &HashMap::new(), ctx.now);
     save_run(ctx.conn, &run)?;
     insert_planned(ctx, &planned, &p.actor)?;
     Ok(WorkflowRun {
         workflow: run,
         steps: planned.into_iter().map(|p| p.job).collect(),
+        duplicate: false,
     })
+}
+
+// The run a definition already has for a logical date.
+fn run_of_date(
+    conn: &Connection,
+    namespace: &str,
+    definition: &str,
+    date: &str,
+) -> Result<Option<WorkflowId>, StoreError> {
+    let id: Option<String> = conn
+        .prepare_cached(
+            "SELECT id FROM workflows WHERE namespace = ?1 AND definition = ?2 AND logical_date = ?3",
+        )
+        .and_then(|mut s| s.query_row(params![namespace, definition, date], |r| r.get(0)).optional())
+        .map_err(sql_error)?;
+    id.map(|i| {
+        i.parse()
+            .map_err(|_| StoreError::Internal(format!("bad workflow id `{i}`")))
+    })
+    .transpose()
 }
 
 pub(crate) fn add_steps(
@@ -311,7 +343,11 @@ pub(crate) fn get(
 ) -> Result<WorkflowRun, StoreError> {
     let workflow = load_run(conn, namespace, id)?.ok_or(StoreError::NotFound)?;
     let steps = step_rows(conn, id)?.into_iter().map(|(_, j)| j).collect();
-    Ok(WorkflowRun { workflow, steps })
+    Ok(WorkflowRun {
+        workflow,
+        steps,
+        duplicate: false,
+    })
 }
 
 pub(crate) fn list(conn: &Connection, p: &WorkflowListParams) -> Result<Vec<Workflow>, StoreError> {
@@ -321,12 +357,13 @@ pub(crate) fn list(conn: &Connection, p: &WorkflowListParams) -> Result<Vec<Work
         .prepare_cached(&format!(
             "SELECT {RUN_COLUMNS} FROM workflows
              WHERE namespace = ?1 AND (?2 IS NULL OR id < ?2) AND (?3 IS NULL OR state = ?3)
+                AND (?5 IS NULL OR definition = ?5)
              ORDER BY id DESC LIMIT ?4"
         ))
         .map_err(sql_error)?;
     let rows = stmt
         .query_map(
-            params![p.namespace, before, state, p.limit as i64],
+            params![p.namespace, before, state, p.limit as i64, p.definition],
             decode_run,
         )
         .map_err(sql_error)?;
