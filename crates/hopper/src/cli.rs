@@ -74,7 +74,7 @@ pub enum Command {
     Workers,
     /// Follow job transitions as they happen (the live event stream).
     Events(EventsArgs),
-    /// Run the benchmark workloads (W1-W7, M1; `all` is W1-W4).
+    /// Run the benchmark workloads (W1-W7, M1, WF; `all` is W1-W4).
     Bench(BenchArgs),
     /// Copy every queue setting, job (with its history) and idempotency key from one store to
     /// another, e.g. from the embedded SQLite store to PostgreSQL. No server may run on the
@@ -543,7 +543,7 @@ pub struct BenchArgs {
     #[arg(value_enum)]
     pub workload: WorkloadArg,
     /// Jobs per workload (defaults: W1 20,000; W2 200,000; W3 200,000; W4 2,000; W6 200,000
-    /// in each part; W7 100,000);
+    /// in each part; W7 100,000; WF 1,000 fan-in runs);
     /// W5 offers --rate × --seconds instead.
     #[arg(long)]
     pub jobs: Option<u64>,
@@ -600,6 +600,10 @@ pub enum WorkloadArg {
     /// beside W3 through the first node alone.
     #[value(name = "W7", alias = "w7")]
     W7,
+    /// Workflows: fan-in latency over --jobs runs (1,000), a 10-step chain and a 1,000-wide
+    /// fan-out.
+    #[value(name = "WF", alias = "wf")]
+    Wf,
     /// W1 to W4 in turn.
     All,
 }

@@ -10,6 +10,7 @@
 //! - [`open_loop`]: W5 (an open-loop producer at a fixed rate while one worker runs).
 //! - [`subscribers`]: event-stream subscribers kept busy during W3 (`--subscribers`).
 //! - [`cluster`]: W7 (W3 spread over several nodes of one PostgreSQL database).
+//! - [`workflows`]: WF (workflow fan-in latency, a 10-step chain, a 1,000-wide fan-out).
 //! - [`report`]: the result table and JSON.
 //!
 //! Each workload uses a queue of its own (`bench-w1-<random>`), so its counts can be verified
@@ -26,6 +27,7 @@ pub mod open_loop;
 pub mod own_server;
 pub mod report;
 pub mod subscribers;
+pub mod workflows;
 
 use std::time::Duration;
 
@@ -126,6 +128,11 @@ async fn run_workloads(
                     clients.push(Client::new(node)?);
                 }
                 let r = cluster::w7(&clients, args.jobs.unwrap_or(100_000)).await;
+                results.extend(r.with_context(|| format!("workload {w:?}"))?);
+                continue;
+            }
+            WorkloadArg::Wf => {
+                let r = workflows::wf(client, args.jobs.unwrap_or(1_000)).await;
                 results.extend(r.with_context(|| format!("workload {w:?}"))?);
                 continue;
             }
