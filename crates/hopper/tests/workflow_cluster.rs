@@ -4,7 +4,8 @@
 //! in random order, sending each outcome through a random node, and one node is killed with
 //! SIGKILL a third of the way through. The join must become leasable exactly once, after the
 //! last child, carrying all 1,000 results; every child completes exactly once; the run
-//! completes.
+//! completes. The same scenario runs on the embedded store, its one server killed with SIGKILL
+//! and restarted on the same data.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,7 +49,7 @@ async fn post_any(
     path: &str,
     body: &Value,
 ) -> (u16, Value) {
-    for attempt in 0..200 {
+    for attempt in 0..1_000 {
         let base = pick(live, start + attempt);
         if let Ok(r) = client.post(format!("{base}{path}")).json(body).send().await {
             let status = r.status().as_u16();
@@ -110,6 +111,34 @@ async fn a_fan_in_of_1000_fires_exactly_once_across_three_nodes_and_a_node_kill(
         .map(|_| Server::start_on_postgres(&database_url))
         .collect();
     let live: Live = Arc::new(Mutex::new(nodes.iter().map(|n| n.url.clone()).collect()));
+    let killing = live.clone();
+    fan_in_across_a_kill(live, move || {
+        // One node dies for good; the others carry on.
+        let killed_url = killing.lock().unwrap().remove(1);
+        let killed = nodes.iter().position(|n| n.url == killed_url).unwrap();
+        nodes[killed].kill9();
+        nodes
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_in_of_1000_fires_exactly_once_across_a_kill_of_the_embedded_server() {
+    let data = tempfile::tempdir().expect("data dir");
+    let mut server = Server::start_at(data.path());
+    let bind = server.url.trim_start_matches("http://").to_string();
+    let live: Live = Arc::new(Mutex::new(vec![server.url.clone()]));
+    fan_in_across_a_kill(live, move || {
+        // SIGKILL, then a new process on the same data and address.
+        server.kill9();
+        Server::start_at_bind(data.path(), &bind)
+    })
+    .await;
+}
+
+/// The fan-in scenario over the nodes in `live`; `kill` is called a third of the way through
+/// the children (what it returns is kept alive until the end).
+async fn fan_in_across_a_kill<T>(live: Live, kill: impl FnOnce() -> T) {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -185,9 +214,7 @@ async fn a_fan_in_of_1000_fires_exactly_once_across_three_nodes_and_a_node_kill(
         assert!(Instant::now() < deadline, "children do not complete");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let killed_url = live.lock().unwrap().remove(1);
-    let killed = nodes.iter().position(|n| n.url == killed_url).unwrap();
-    nodes[killed].kill9();
+    let _survivors = kill();
     assert!(
         completions.lock().unwrap().len() < CHILDREN,
         "the node must die mid-run"
