@@ -107,6 +107,8 @@ store_ops! {
     workflow_retry => "workflow_retry",
     workflow_add_steps => "workflow_add_steps",
     workflow_parents => "workflow_parents",
+    export_workflows => "export_workflows",
+    export_workflow_definitions => "export_workflow_definitions",
     workflow_definition_put => "workflow_definition_put",
     workflow_definition_get => "workflow_definition_get",
     workflow_definition_list => "workflow_definition_list",
@@ -666,6 +668,26 @@ impl Store for TimedStore {
 
     async fn backfill_finish(&self, id: &JobId, at: Timestamp) -> Result<(), StoreError> {
         timed!(self, backfill_finish, self.inner.backfill_finish(id, at))
+    }
+
+    async fn export_workflows(
+        &self,
+        after: Option<JobId>,
+        limit: usize,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        timed!(
+            self,
+            export_workflows,
+            self.inner.export_workflows(after, limit)
+        )
+    }
+
+    async fn export_workflow_definitions(&self) -> Result<Vec<WorkflowDefinition>, StoreError> {
+        timed!(
+            self,
+            export_workflow_definitions,
+            self.inner.export_workflow_definitions()
+        )
     }
 }
 

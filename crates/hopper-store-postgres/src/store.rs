@@ -451,6 +451,18 @@ impl Store for PgStore {
         ops::export::export_queues(&mut *self.conn().await?).await
     }
 
+    async fn export_workflows(
+        &self,
+        after: Option<JobId>,
+        limit: usize,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        ops::export::export_workflows(&mut *self.conn().await?, after, limit).await
+    }
+
+    async fn export_workflow_definitions(&self) -> Result<Vec<WorkflowDefinition>, StoreError> {
+        ops::export::export_workflow_definitions(&mut *self.conn().await?).await
+    }
+
     async fn export_schedules(&self) -> Result<Vec<hopper_types::schedule::Schedule>, StoreError> {
         ops::schedule::export(&mut *self.conn().await?).await
     }

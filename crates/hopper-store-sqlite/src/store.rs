@@ -410,6 +410,20 @@ impl Store for SqliteStore {
         self.readers.run(ops::export::queues).await
     }
 
+    async fn export_workflows(
+        &self,
+        after: Option<JobId>,
+        limit: usize,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        self.readers
+            .run(move |c| ops::workflow::export(c, after, limit))
+            .await
+    }
+
+    async fn export_workflow_definitions(&self) -> Result<Vec<WorkflowDefinition>, StoreError> {
+        self.readers.run(ops::workflow_definition::export).await
+    }
+
     async fn export_schedules(&self) -> Result<Vec<hopper_types::schedule::Schedule>, StoreError> {
         self.readers.run(ops::schedule::export).await
     }

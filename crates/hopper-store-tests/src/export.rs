@@ -168,6 +168,29 @@ async fn export_all(store: &dyn Store) -> ImportBatch {
         idempotency_keys: export_all_keys(store, 2).await,
         queues: store.export_queues().await.expect("export_queues"),
         schedules: store.export_schedules().await.expect("export_schedules"),
+        workflows: export_all_workflows(store).await,
+        workflow_definitions: store
+            .export_workflow_definitions()
+            .await
+            .expect("export_workflow_definitions"),
+        backfills: store.backfill_list(None, false).await.expect("backfills"),
+    }
+}
+
+/// Every workflow run with its edges, two per page.
+async fn export_all_workflows(store: &dyn Store) -> Vec<hopper_store::WorkflowRecord> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .export_workflows(after, 2)
+            .await
+            .expect("export_workflows");
+        let Some(last) = page.last() else {
+            return all;
+        };
+        after = Some(last.workflow.id);
+        all.extend(page);
     }
 }
 
@@ -440,6 +463,7 @@ pub async fn totals_count_every_row(h: &dyn Harness) {
             idempotency_keys: 2,
             queues: 1,
             schedules: 0,
+            ..StoreTotals::default()
         }
     );
 }
@@ -576,6 +600,7 @@ pub async fn import_of_the_same_rows_again_adds_nothing(h: &dyn Harness) {
         idempotency_keys: batch.idempotency_keys[..1].to_vec(),
         queues: batch.queues[..1].to_vec(),
         schedules: batch.schedules[..1].to_vec(),
+        ..ImportBatch::default()
     };
     assert_eq!(dst.store().import(first).await, Ok(half as u64));
     assert_eq!(
@@ -632,6 +657,7 @@ pub async fn import_never_overwrites_rows_already_present(h: &dyn Harness) {
             updated_at: env.now(),
         }],
         schedules: Vec::new(),
+        ..ImportBatch::default()
     };
     assert_eq!(env.store().import(batch).await, Ok(0), "nothing new");
     env.assert_unchanged(&before, "import of a present job")
@@ -665,4 +691,126 @@ pub async fn import_wakes_listeners_of_queues_it_fills(h: &dyn Harness) {
         "the import woke q's listener"
     );
     assert_eq!(dst.lease_one("q").await.id, job.id);
+}
+
+/// Workflow runs, their edges, definitions and backfills come along: a run copied half done
+/// finishes on the new store, its pending join released by the parents that complete there.
+pub async fn import_reproduces_workflows_that_finish_on_the_new_store(h: &dyn Harness) {
+    use hopper_types::workflow::{WorkflowRequest, validate_steps};
+    use hopper_types::workflow_definition::{Backfill, DefinitionRequest};
+    use hopper_types::workflow_run::WorkflowState;
+
+    let src = Env::new(h).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let req: WorkflowRequest = serde_json::from_str(
+            r#"{"steps": [{"step": "a", "job": {"kind": "k", "queue": "wa"}},
+                          {"step": "b", "depends_on": ["a"], "job": {"kind": "k", "queue": "wb"}},
+                          {"step": "c", "depends_on": ["a"], "job": {"kind": "k", "queue": "wb"}},
+                          {"step": "d", "depends_on": ["b", "c"], "job": {"kind": "k", "queue": "wd"}}]}"#,
+        )
+        .expect("request");
+        let steps = validate_steps(
+            req.steps,
+            &|_| false,
+            0,
+            NS,
+            &hopper_types::Limits::default(),
+        )
+        .expect("valid");
+        let run = src
+            .store()
+            .workflow_insert(hopper_store::WorkflowInsert {
+                id: hopper_types::JobId::new(),
+                namespace: NS.into(),
+                name: None,
+                steps,
+                actor: API.into(),
+                definition: None,
+            })
+            .await
+            .expect("insert");
+        ids.push(run.workflow.id);
+    }
+    for _ in 0..3 {
+        let a = src.lease_one("wa").await;
+        src.complete(&a).await.expect("complete a");
+    }
+    let d: DefinitionRequest = serde_json::from_str(
+        r#"{"cron": "@daily", "steps": [{"step": "a", "job": {"kind": "k"}}]}"#,
+    )
+    .expect("definition");
+    src.store()
+        .workflow_definition_put(
+            d.validate("daily", NS, &hopper_types::Limits::default(), src.now())
+                .expect("valid"),
+        )
+        .await
+        .expect("put");
+    src.store()
+        .backfill_create(Backfill {
+            id: hopper_types::JobId::new(),
+            namespace: NS.into(),
+            definition: "daily".into(),
+            from: "2026-01-01".into(),
+            to: "2026-01-03".into(),
+            params: serde_json::Map::new(),
+            max_running: 2,
+            created_at: src.now(),
+            finished_at: None,
+        })
+        .await
+        .expect("backfill");
+
+    let batch = export_all(src.store()).await;
+    assert_eq!(batch.workflows.len(), 3);
+    assert!(batch.workflows.iter().all(|w| w.edges.len() == 4));
+    let dst = fresh_like(h, &src).await;
+    dst.store().import(batch.clone()).await.expect("import");
+    assert_eq!(totals(&dst).await, totals(&src).await);
+    // Again: nothing is added or overwritten.
+    dst.store().import(batch).await.expect("import again");
+    assert_eq!(totals(&dst).await, totals(&src).await);
+    for id in &ids {
+        let (s, d) = (
+            src.store().workflow_get(NS, id).await.expect("source run"),
+            dst.store().workflow_get(NS, id).await.expect("copied run"),
+        );
+        assert_eq!(d.workflow, s.workflow);
+        assert_eq!(d.steps.len(), 4);
+    }
+    assert_eq!(
+        dst.store()
+            .workflow_definition_get(NS, "daily")
+            .await
+            .expect("definition")
+            .next_fire_at,
+        src.store()
+            .workflow_definition_get(NS, "daily")
+            .await
+            .expect("definition")
+            .next_fire_at
+    );
+    assert_eq!(
+        dst.store()
+            .backfill_list(None, true)
+            .await
+            .expect("backfills")
+            .len(),
+        1
+    );
+
+    // The copied runs finish on the new store: b and c release d, d completes the run.
+    for _ in 0..6 {
+        let l = dst.lease_one("wb").await;
+        dst.complete(&l).await.expect("complete");
+    }
+    for _ in 0..3 {
+        let l = dst.lease_one("wd").await;
+        dst.complete(&l).await.expect("complete d");
+    }
+    for id in &ids {
+        let run = dst.store().workflow_get(NS, id).await.expect("run");
+        assert_eq!(run.workflow.state, WorkflowState::Completed);
+    }
 }

@@ -264,6 +264,7 @@ macro_rules! conformance_suite {
                 import_of_the_same_rows_again_adds_nothing,
                 import_never_overwrites_rows_already_present,
                 import_wakes_listeners_of_queues_it_fills,
+                import_reproduces_workflows_that_finish_on_the_new_store,
             ],
             schedule: [
                 schedule_create_get_list_and_delete,

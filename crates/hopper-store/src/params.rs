@@ -276,6 +276,22 @@ pub struct ImportBatch {
     pub queues: Vec<QueueRecord>,
     /// Cron schedules, with their cursors and last runs.
     pub schedules: Vec<hopper_types::schedule::Schedule>,
+    /// Workflow runs with their dependency edges (import them after their steps' jobs).
+    pub workflows: Vec<WorkflowRecord>,
+    /// Workflow definitions.
+    pub workflow_definitions: Vec<hopper_types::workflow_definition::WorkflowDefinition>,
+    /// Backfills.
+    pub backfills: Vec<hopper_types::workflow_definition::Backfill>,
+}
+
+/// A workflow run as exported: its row and every dependency edge among its steps, as
+/// (parent job, child job).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowRecord {
+    /// The run, counters and all.
+    pub workflow: hopper_types::workflow_run::Workflow,
+    /// Its edges, ordered.
+    pub edges: Vec<(JobId, JobId)>,
 }
 
 /// How many rows a store holds, to verify a copy.
@@ -291,6 +307,14 @@ pub struct StoreTotals {
     pub queues: u64,
     /// Cron schedules.
     pub schedules: u64,
+    /// Workflow runs.
+    pub workflows: u64,
+    /// Dependency edges between workflow steps.
+    pub job_deps: u64,
+    /// Workflow definitions.
+    pub workflow_definitions: u64,
+    /// Backfills.
+    pub backfills: u64,
 }
 
 /// One row of the event log as [`crate::Store::events_after`] reads it.

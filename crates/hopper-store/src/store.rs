@@ -187,6 +187,18 @@ pub trait Store: Send + Sync + 'static {
     /// Every configured queue.
     async fn export_queues(&self) -> Result<Vec<QueueRecord>, StoreError>;
 
+    /// Up to `limit` workflow runs of every namespace with their edges, by id, after `after`.
+    async fn export_workflows(
+        &self,
+        after: Option<JobId>,
+        limit: usize,
+    ) -> Result<Vec<WorkflowRecord>, StoreError>;
+
+    /// Every workflow definition of every namespace, by (namespace, name).
+    async fn export_workflow_definitions(
+        &self,
+    ) -> Result<Vec<hopper_types::workflow_definition::WorkflowDefinition>, StoreError>;
+
     /// Every schedule of every namespace, by (namespace, name).
     async fn export_schedules(&self) -> Result<Vec<hopper_types::schedule::Schedule>, StoreError>;
 

@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use hopper_store::{
     IdempotencyKeyRecord, ImportBatch, JobRecord, QueueRecord, StoreError, StoreTotals,
+    WorkflowRecord,
 };
+use hopper_types::workflow_definition::WorkflowDefinition;
 use hopper_types::{JobId, JobState, Timestamp};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
@@ -90,6 +92,22 @@ pub(crate) async fn export_queues(conn: &mut PgConnection) -> Result<Vec<QueueRe
     crate::ops::flow::records(conn, false).await
 }
 
+pub(crate) async fn export_workflows(
+    conn: &mut PgConnection,
+    after: Option<JobId>,
+    limit: usize,
+) -> Result<Vec<WorkflowRecord>, StoreError> {
+    crate::ops::workflow::export(conn, after, limit).await
+}
+
+pub(crate) async fn export_workflow_definitions(
+    conn: &mut PgConnection,
+) -> Result<Vec<WorkflowDefinition>, StoreError> {
+    crate::ops::workflow_definition::export(conn).await
+}
+
+/// Copies a batch in. Workflow rows arrive as the source recorded them: runs keep their
+/// counters and states, nothing is settled or recounted here.
 pub(crate) async fn import(
     conn: &mut PgConnection,
     ws: &mut WriteSet,
@@ -146,6 +164,9 @@ pub(crate) async fn import(
         crate::ops::flow::save_config(conn, &q.namespace, &q.name, &q.config, q.updated_at, false)
             .await?;
     }
+    crate::ops::workflow::import(conn, &batch.workflows).await?;
+    crate::ops::workflow_definition::import(conn, &batch.workflow_definitions).await?;
+    crate::ops::workflow_definition::backfill_import(conn, &batch.backfills).await?;
     Ok(new.len() as u64)
 }
 
@@ -153,7 +174,10 @@ pub(crate) async fn totals(conn: &mut PgConnection) -> Result<StoreTotals, Store
     let row = sqlx::query(
         "SELECT (SELECT count(*) FROM hopper.jobs), (SELECT count(*) FROM hopper.job_events),
                 (SELECT count(*) FROM hopper.idempotency_keys), (SELECT count(*) FROM hopper.queues),
-                (SELECT count(*) FROM hopper.schedules)",
+                (SELECT count(*) FROM hopper.schedules), (SELECT count(*) FROM hopper.workflows),
+                (SELECT count(*) FROM hopper.job_deps),
+                (SELECT count(*) FROM hopper.workflow_definitions),
+                (SELECT count(*) FROM hopper.workflow_backfills)",
     )
     .fetch_one(conn)
     .await
@@ -167,5 +191,9 @@ pub(crate) async fn totals(conn: &mut PgConnection) -> Result<StoreTotals, Store
         idempotency_keys: get(2)?,
         queues: get(3)?,
         schedules: get(4)?,
+        workflows: get(5)?,
+        job_deps: get(6)?,
+        workflow_definitions: get(7)?,
+        backfills: get(8)?,
     })
 }

@@ -25,7 +25,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use hopper_store::workflow_plan::{self, PlannedStep};
 use hopper_store::{
-    StepParents, StoreError, WorkflowAddSteps, WorkflowInsert, WorkflowListParams, WorkflowRun,
+    StepParents, StoreError, WorkflowAddSteps, WorkflowInsert, WorkflowListParams, WorkflowRecord,
+    WorkflowRun,
 };
 use hopper_types::workflow::{Dependency, MAX_STEPS, validate_steps};
 use hopper_types::workflow_run::{Workflow, WorkflowId, WorkflowState};
@@ -753,4 +754,157 @@ pub(crate) async fn settle(
     runs.sort_by_key(|w| w.id);
     save_runs(conn, &runs).await?;
     Ok(runs)
+}
+
+/// Up to `limit` runs of every namespace by id, after `after`, each with every edge whose
+/// child is one of its steps, ordered by (parent, child). Runs and edges are read from one
+/// snapshot, so a run's step count and its edges agree even while steps are being added.
+pub(crate) async fn export(
+    conn: &mut PgConnection,
+    after: Option<JobId>,
+    limit: usize,
+) -> Result<Vec<WorkflowRecord>, StoreError> {
+    let mut tx = sqlx::Connection::begin(conn).await.map_err(db_error)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    let records = export_in(&mut tx, after, limit).await;
+    // Read only: ending it either way changes nothing.
+    tx.rollback().await.map_err(db_error)?;
+    records
+}
+
+async fn export_in(
+    conn: &mut PgConnection,
+    after: Option<JobId>,
+    limit: usize,
+) -> Result<Vec<WorkflowRecord>, StoreError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RUN_COLUMNS} FROM hopper.workflows w WHERE ($1::uuid IS NULL OR w.id > $1)
+         ORDER BY w.id LIMIT $2"
+    )))
+    .bind(after.map(|a| a.0))
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let mut records = Vec::with_capacity(rows.len());
+    let mut at: HashMap<Uuid, usize> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let workflow = decode_run(row, 0)?;
+        at.insert(workflow.id.0, records.len());
+        records.push(WorkflowRecord {
+            workflow,
+            edges: Vec::new(),
+        });
+    }
+    if records.is_empty() {
+        return Ok(records);
+    }
+    let ids: Vec<Uuid> = records.iter().map(|r| r.workflow.id.0).collect();
+    let edges = sqlx::query(
+        "SELECT j.workflow_id, d.parent, d.child FROM hopper.job_deps d
+         JOIN hopper.jobs j ON j.id = d.child
+         WHERE j.workflow_id = ANY($1)
+         ORDER BY d.parent, d.child",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    for row in &edges {
+        let run: Uuid = row.try_get(0).map_err(db_error)?;
+        if let Some(&i) = at.get(&run) {
+            records[i].edges.push((
+                JobId(row.try_get(1).map_err(db_error)?),
+                JobId(row.try_get(2).map_err(db_error)?),
+            ));
+        }
+    }
+    Ok(records)
+}
+
+/// Copies runs and their edges in as another store recorded them: a run whose id, or whose
+/// definition and logical date, is already present is skipped, and so is an edge already
+/// present. Nothing is settled or recounted.
+pub(crate) async fn import(
+    conn: &mut PgConnection,
+    records: &[WorkflowRecord],
+) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let n = records.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut namespaces = Vec::with_capacity(n);
+    let mut names = Vec::with_capacity(n);
+    let mut states = Vec::with_capacity(n);
+    let mut steps = Vec::with_capacity(n);
+    let mut open = Vec::with_capacity(n);
+    let mut failed = Vec::with_capacity(n);
+    let mut cancel = Vec::with_capacity(n);
+    let mut definitions = Vec::with_capacity(n);
+    let mut dates = Vec::with_capacity(n);
+    let mut created_at = Vec::with_capacity(n);
+    let mut finished_at = Vec::with_capacity(n);
+    let mut parents = Vec::new();
+    let mut children = Vec::new();
+    for r in records {
+        let w = &r.workflow;
+        ids.push(w.id.0);
+        namespaces.push(w.namespace.as_str());
+        names.push(w.name.as_deref());
+        states.push(w.state.as_str());
+        steps.push(count_column(w.steps)?);
+        open.push(count_column(w.open_steps)?);
+        failed.push(count_column(w.failed_steps)?);
+        cancel.push(w.cancel_requested);
+        definitions.push(w.definition.as_deref());
+        dates.push(w.logical_date.as_deref());
+        created_at.push(w.created_at.as_millis());
+        finished_at.push(w.finished_at.map(Timestamp::as_millis));
+        for (parent, child) in &r.edges {
+            parents.push(parent.0);
+            children.push(child.0);
+        }
+    }
+    // No conflict target: a row conflicting on the id or on (namespace, definition,
+    // logical_date) is skipped alike.
+    sqlx::query(
+        "INSERT INTO hopper.workflows (id, namespace, name, state, steps, open_steps,
+             failed_steps, cancel_requested, definition, logical_date, created_at, finished_at)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[],
+             $6::int[], $7::int[], $8::boolean[], $9::text[], $10::text[], $11::bigint[],
+             $12::bigint[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(ids)
+    .bind(namespaces)
+    .bind(names)
+    .bind(states)
+    .bind(steps)
+    .bind(open)
+    .bind(failed)
+    .bind(cancel)
+    .bind(definitions)
+    .bind(dates)
+    .bind(created_at)
+    .bind(finished_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    if !parents.is_empty() {
+        sqlx::query(
+            "INSERT INTO hopper.job_deps (parent, child)
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(parents)
+        .bind(children)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(())
 }

@@ -325,3 +325,123 @@ pub(crate) async fn backfill_finish(
         .map_err(db_error)?;
     Ok(())
 }
+
+/// Every definition of every namespace, by (namespace, name) in byte order.
+pub(crate) async fn export(conn: &mut PgConnection) -> Result<Vec<WorkflowDefinition>, StoreError> {
+    let bodies: Vec<String> = sqlx::query_scalar(
+        "SELECT body FROM hopper.workflow_definitions
+         ORDER BY namespace COLLATE \"C\", name COLLATE \"C\"",
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(db_error)?;
+    bodies.iter().map(|b| decode_definition(b)).collect()
+}
+
+/// Copies definitions in as another store recorded them (body and columns as [`put`] writes
+/// them), skipping any whose (namespace, name) is already present.
+pub(crate) async fn import(
+    conn: &mut PgConnection,
+    defs: &[WorkflowDefinition],
+) -> Result<(), StoreError> {
+    if defs.is_empty() {
+        return Ok(());
+    }
+    let bodies = defs
+        .iter()
+        .map(|d| encode(d, "workflow definition"))
+        .collect::<Result<Vec<_>, _>>()?;
+    sqlx::query(
+        "INSERT INTO hopper.workflow_definitions
+             (namespace, name, body, next_fire_at, created_at, updated_at)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
+             $6::bigint[])
+         ON CONFLICT (namespace, name) DO NOTHING",
+    )
+    .bind(
+        defs.iter()
+            .map(|d| d.namespace.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(defs.iter().map(|d| d.name.as_str()).collect::<Vec<_>>())
+    .bind(bodies)
+    .bind(
+        defs.iter()
+            .map(|d| d.next_fire_at.map(Timestamp::as_millis))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        defs.iter()
+            .map(|d| d.created_at.as_millis())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        defs.iter()
+            .map(|d| d.updated_at.as_millis())
+            .collect::<Vec<_>>(),
+    )
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Copies backfills in as another store recorded them (`finished_at` included), skipping any
+/// whose id, or whose (namespace, definition, from, to), is already present.
+pub(crate) async fn backfill_import(
+    conn: &mut PgConnection,
+    backfills: &[Backfill],
+) -> Result<(), StoreError> {
+    if backfills.is_empty() {
+        return Ok(());
+    }
+    let bodies = backfills
+        .iter()
+        .map(|b| encode(b, "backfill"))
+        .collect::<Result<Vec<_>, _>>()?;
+    // No conflict target: a conflict on the id or on the range is skipped alike.
+    sqlx::query(
+        "INSERT INTO hopper.workflow_backfills
+             (id, namespace, definition, from_date, to_date, body, created_at, finished_at)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+             $6::text[], $7::bigint[], $8::bigint[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(backfills.iter().map(|b| b.id.0).collect::<Vec<_>>())
+    .bind(
+        backfills
+            .iter()
+            .map(|b| b.namespace.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        backfills
+            .iter()
+            .map(|b| b.definition.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        backfills
+            .iter()
+            .map(|b| b.from.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(backfills.iter().map(|b| b.to.as_str()).collect::<Vec<_>>())
+    .bind(bodies)
+    .bind(
+        backfills
+            .iter()
+            .map(|b| b.created_at.as_millis())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        backfills
+            .iter()
+            .map(|b| b.finished_at.map(Timestamp::as_millis))
+            .collect::<Vec<_>>(),
+    )
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}

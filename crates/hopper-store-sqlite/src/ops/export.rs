@@ -132,7 +132,9 @@ pub(crate) fn totals(conn: &Connection) -> Result<StoreTotals, StoreError> {
     conn.prepare_cached(
         "SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM job_events),
                 (SELECT count(*) FROM idempotency_keys), (SELECT count(*) FROM queues),
-                (SELECT count(*) FROM schedules)",
+                (SELECT count(*) FROM schedules), (SELECT count(*) FROM workflows),
+                (SELECT count(*) FROM job_deps), (SELECT count(*) FROM workflow_definitions),
+                (SELECT count(*) FROM workflow_backfills)",
     )
     .and_then(|mut s| {
         s.query_row([], |r| {
@@ -142,6 +144,10 @@ pub(crate) fn totals(conn: &Connection) -> Result<StoreTotals, StoreError> {
                 idempotency_keys: count(2, r)?,
                 queues: count(3, r)?,
                 schedules: count(4, r)?,
+                workflows: count(5, r)?,
+                job_deps: count(6, r)?,
+                workflow_definitions: count(7, r)?,
+                backfills: count(8, r)?,
             })
         })
     })

@@ -1,5 +1,6 @@
 //! Copying rows in from another store (`hopper migrate`): jobs exactly as they were (state,
-//! attempts, lease tokens and all) with their histories, idempotency keys and queue settings.
+//! attempts, lease tokens and all) with their histories, idempotency keys, queue settings,
+//! schedules, and workflow runs (with their edges), definitions and backfills.
 //!
 //! A row whose key is already present is skipped, never overwritten, so an interrupted copy
 //! can simply run again. Imported jobs bypass the lifecycle on purpose: they are not changing
@@ -85,5 +86,11 @@ pub(crate) fn import(ctx: &mut WriteCtx<'_>, batch: ImportBatch) -> Result<u64, 
             )?;
         }
     }
+    crate::ops::workflow::import(ctx.conn, &batch.workflows)?;
+    crate::ops::workflow_definition::import(
+        ctx.conn,
+        &batch.workflow_definitions,
+        &batch.backfills,
+    )?;
     Ok(new_jobs)
 }

@@ -9,7 +9,8 @@ use std::collections::{HashMap, VecDeque};
 
 use hopper_store::workflow_plan::{self, PlannedStep};
 use hopper_store::{
-    StepParents, StoreError, WorkflowAddSteps, WorkflowInsert, WorkflowListParams, WorkflowRun,
+    StepParents, StoreError, WorkflowAddSteps, WorkflowInsert, WorkflowListParams, WorkflowRecord,
+    WorkflowRun,
 };
 use hopper_types::lifecycle;
 use hopper_types::workflow::validate_steps;
@@ -393,4 +394,93 @@ pub(crate) fn parents(
         }
     }
     Ok(out)
+}
+
+// Copying (`hopper migrate`).
+
+/// Up to `limit` runs of every namespace after `after`, by id, each with its edges.
+pub(crate) fn export(
+    conn: &Connection,
+    after: Option<WorkflowId>,
+    limit: usize,
+) -> Result<Vec<WorkflowRecord>, StoreError> {
+    let tx = conn.unchecked_transaction().map_err(sql_error)?;
+    let after = after.map(|id| id.to_string()).unwrap_or_default();
+    let runs = {
+        let mut stmt = tx
+            .prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM workflows WHERE id > ?1 ORDER BY id LIMIT ?2"
+            ))
+            .map_err(sql_error)?;
+        let rows = stmt
+            .query_map(
+                params![after, i64::try_from(limit).unwrap_or(i64::MAX)],
+                decode_run,
+            )
+            .map_err(sql_error)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)?
+    };
+    let mut out = Vec::with_capacity(runs.len());
+    for workflow in runs {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT d.parent, d.child FROM job_deps d JOIN jobs j ON j.id = d.child
+                 WHERE j.workflow_id = ?1 ORDER BY d.parent, d.child",
+            )
+            .map_err(sql_error)?;
+        let edges = stmt
+            .query_map(params![workflow.id.to_string()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(sql_error)?
+            .map(|e| {
+                let (p, c) = e.map_err(sql_error)?;
+                let id = |t: &str| {
+                    t.parse::<JobId>()
+                        .map_err(|_| StoreError::Internal(format!("bad job id `{t}` in job_deps")))
+                };
+                Ok((id(&p)?, id(&c)?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.push(WorkflowRecord { workflow, edges });
+    }
+    Ok(out)
+}
+
+/// Inserts runs and edges that are not here yet (a run whose id, or whose definition and
+/// logical date, is taken is skipped; nothing is overwritten).
+pub(crate) fn import(conn: &Connection, records: &[WorkflowRecord]) -> Result<(), StoreError> {
+    for r in records {
+        let w = &r.workflow;
+        conn.prepare_cached(
+            "INSERT INTO workflows (id, namespace, name, state, steps, open_steps, failed_steps,
+                cancel_requested, definition, logical_date, created_at, finished_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                w.id.to_string(),
+                w.namespace,
+                w.name,
+                w.state.as_str(),
+                w.steps,
+                w.open_steps,
+                w.failed_steps,
+                w.cancel_requested,
+                w.definition,
+                w.logical_date,
+                w.created_at.as_millis(),
+                w.finished_at.map(Timestamp::as_millis),
+            ])
+        })
+        .map_err(sql_error)?;
+        for (parent, child) in &r.edges {
+            conn.prepare_cached(
+                "INSERT INTO job_deps (parent, child) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![parent.to_string(), child.to_string()]))
+            .map_err(sql_error)?;
+        }
+    }
+    Ok(())
 }

@@ -250,6 +250,61 @@ pub(crate) fn backfill_finish(
     Ok(())
 }
 
+/// Every definition of every namespace, by (namespace, name).
+pub(crate) fn export(conn: &Connection) -> Result<Vec<WorkflowDefinition>, StoreError> {
+    definitions(
+        conn,
+        "SELECT body FROM workflow_definitions ORDER BY namespace, name",
+        [],
+    )
+}
+
+/// Inserts definitions and backfills not here yet; overwrites nothing.
+pub(crate) fn import(
+    conn: &Connection,
+    definitions: &[WorkflowDefinition],
+    backfills: &[Backfill],
+) -> Result<(), StoreError> {
+    for d in definitions {
+        conn.prepare_cached(
+            "INSERT INTO workflow_definitions (namespace, name, body, next_fire_at, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                d.namespace,
+                d.name,
+                encode(d).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
+                d.next_fire_at.map(Timestamp::as_millis),
+                d.created_at.as_millis(),
+                d.updated_at.as_millis(),
+            ])
+        })
+        .map_err(sql_error)?;
+    }
+    for b in backfills {
+        conn.prepare_cached(
+            "INSERT INTO workflow_backfills (id, namespace, definition, from_date, to_date, body,
+                created_at, finished_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                b.id.to_string(),
+                b.namespace,
+                b.definition,
+                b.from,
+                b.to,
+                encode(b).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
+                b.created_at.as_millis(),
+                b.finished_at.map(Timestamp::as_millis),
+            ])
+        })
+        .map_err(sql_error)?;
+    }
+    Ok(())
+}
+
 /// `Ok(None)` for not found.
 trait OptionalFound<T> {
     fn optional_found(self) -> Result<Option<T>, StoreError>;

@@ -3,8 +3,10 @@
 //!
 //! What is copied: queue settings, every job of every namespace exactly as stored (state,
 //! attempts, errors, results, lease tokens: a worker that held a lease before the move can
-//! still finish its job after it) with its whole history, and every idempotency key. Jobs go
-//! in pages by id, each page one transaction of the destination. No row of the source
+//! still finish its job after it) with its whole history, every idempotency key, cron
+//! schedules, and workflow runs (counters and dependency edges, so a run copied half done
+//! finishes on the destination), definitions and backfills. Jobs go in pages by id, each page
+//! one transaction of the destination; runs follow their steps. No row of the source
 //! changes (opening it applies Hopper's schema migrations, as starting a server would).
 //!
 //! Safety:
@@ -258,6 +260,44 @@ async fn copy(source: &dyn Store, dest: &dyn Store, batch_size: usize) -> anyhow
     }
     progress(format_args!("idempotency keys: {keys} copied"));
 
+    // Runs after their steps' jobs, so an edge never names a job the destination lacks.
+    let mut after = None;
+    let mut runs = 0u64;
+    loop {
+        let page = source
+            .export_workflows(after, batch_size)
+            .await
+            .context("reading workflow runs from the source")?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.workflow.id);
+        runs += page.len() as u64;
+        dest.import(ImportBatch {
+            workflows: page,
+            ..ImportBatch::default()
+        })
+        .await
+        .context("writing workflow runs to the destination")?;
+    }
+    let workflow_definitions = source
+        .export_workflow_definitions()
+        .await
+        .context("reading the source's workflow definitions")?;
+    let backfills = source
+        .backfill_list(None, false)
+        .await
+        .context("reading the source's backfills")?;
+    let (n_definitions, n_backfills) = (workflow_definitions.len(), backfills.len());
+    dest.import(ImportBatch {
+        workflow_definitions,
+        backfills,
+        ..ImportBatch::default()
+    })
+    .await
+    .context("writing workflow definitions and backfills to the destination")?;
+    progress(format_args!(
+        "workflows: {runs} runs, {n_definitions} definitions, {n_backfills} backfills copied"
+    ));
+
     let dest_after = dest
         .totals()
         .await
@@ -281,13 +321,17 @@ fn progress(line: std::fmt::Arguments<'_>) {
 }
 
 /// The rows of a [`StoreTotals`], named.
-fn counts(t: &StoreTotals) -> [(&'static str, u64); 5] {
+fn counts(t: &StoreTotals) -> [(&'static str, u64); 9] {
     [
         ("jobs", t.jobs),
         ("events", t.events),
         ("idempotency keys", t.idempotency_keys),
         ("queue settings", t.queues),
         ("schedules", t.schedules),
+        ("workflow runs", t.workflows),
+        ("workflow dependencies", t.job_deps),
+        ("workflow definitions", t.workflow_definitions),
+        ("backfills", t.backfills),
     ]
 }
 
