@@ -364,8 +364,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<hopper_types::workflow_definition::WorkflowDefinition>, StoreError>;
 
     /// Deletes a definition (its runs stay); [`StoreError::NotFound`] when unknown.
-    async fn workflow_definition_delete(&self, namespace: &str, name: &str)
-    -> Result<(), StoreError>;
+    async fn workflow_definition_delete(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), StoreError>;
 
     /// Definitions of every namespace whose cron expression fires at or before `now`,
     /// earliest first, at most `limit`.

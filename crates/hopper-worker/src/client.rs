@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use hopper_types::schedule::{ScheduleRequest, ScheduleView};
 use hopper_types::workflow::{StepRequest, WorkflowRequest};
+use hopper_types::workflow_definition::{
+    BackfillRequest, DefinitionRequest, TriggerRequest, WorkflowDefinition,
+};
 use hopper_types::workflow_run::{Workflow, WorkflowId, WorkflowState};
 use hopper_types::{EnqueueRequest, Job, JobId, JobState};
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
@@ -396,6 +399,112 @@ impl Client {
         Ok(answer.steps)
     }
 
+    // ---- workflow definitions, triggers and backfills ---------------------------------------
+
+    /// `PUT /v1/workflows/definitions/{name}`: stores a named definition, replacing one of the
+    /// same name (its runs stay). Its steps are a run's, with `{{params.NAME}}` and
+    /// `{{logical_date}}` placeholders in job args; they are checked as a run would be,
+    /// rendered with the default parameters, so a missing parameter or a bad graph is a `400
+    /// invalid_argument` naming the field. With `cron`, the server starts a run at every tick.
+    pub async fn put_workflow_definition(
+        &self,
+        name: &str,
+        req: &DefinitionRequest,
+    ) -> Result<WorkflowDefinition, Error> {
+        let body = encode(req)?;
+        self.call(
+            self.request(
+                Method::PUT,
+                self.url(&["v1", "workflows", "definitions", name]),
+            )
+            .body(body),
+        )
+        .await
+    }
+
+    /// `GET /v1/workflows/definitions`: every definition, by name.
+    pub async fn workflow_definitions(&self) -> Result<Vec<WorkflowDefinition>, Error> {
+        let answer: DefinitionsBody = self
+            .call(self.http.get(self.url(&["v1", "workflows", "definitions"])))
+            .await?;
+        Ok(answer.definitions)
+    }
+
+    /// `GET /v1/workflows/definitions/{name}`: one definition, with when its cron expression
+    /// next fires.
+    pub async fn workflow_definition(&self, name: &str) -> Result<WorkflowDefinition, Error> {
+        self.call(
+            self.http
+                .get(self.url(&["v1", "workflows", "definitions", name])),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/workflows/definitions/{name}`: deletes a definition; its runs stay.
+    pub async fn delete_workflow_definition(&self, name: &str) -> Result<(), Error> {
+        let url = self.url(&["v1", "workflows", "definitions", name]);
+        self.call_no_body(self.http.delete(url)).await
+    }
+
+    /// `POST /v1/workflows/definitions/{name}/runs`: starts a run of the definition for
+    /// `req.logical_date` (the current time when absent), with `req.params` over the
+    /// definition's defaults. A definition has one run per logical date, so the call is
+    /// idempotent per date: [`TriggeredRun::created`] is true when this call made the run, and
+    /// false when the run of that date existed, which is then the run answered (whatever
+    /// `params` this call gave).
+    pub async fn trigger_workflow(
+        &self,
+        name: &str,
+        req: &TriggerRequest,
+    ) -> Result<TriggeredRun, Error> {
+        let body = encode(req)?;
+        let (status, run) = self
+            .call_with_status::<WorkflowRun>(
+                self.request(
+                    Method::POST,
+                    self.url(&["v1", "workflows", "definitions", name, "runs"]),
+                )
+                .body(body),
+            )
+            .await?;
+        Ok(TriggeredRun {
+            run,
+            created: status == 201,
+        })
+    }
+
+    /// `POST /v1/workflows/definitions/{name}/backfill`: one run of the definition per date
+    /// from `req.from` to `req.to` (`YYYY-MM-DD`, inclusive), started in date order by the
+    /// server, at most `req.max_running` at a time (default 4). Idempotent: the same
+    /// definition and range answers the existing backfill ([`BackfillStatus::created`] is
+    /// `Some(false)`), and a date that already has a run gets no second one. Follow it with
+    /// [`Client::backfill`].
+    pub async fn backfill_workflow(
+        &self,
+        name: &str,
+        req: &BackfillRequest,
+    ) -> Result<BackfillStatus, Error> {
+        let body = encode(req)?;
+        let (status, mut answer) = self
+            .call_with_status::<BackfillStatus>(
+                self.request(
+                    Method::POST,
+                    self.url(&["v1", "workflows", "definitions", name, "backfill"]),
+                )
+                .body(body),
+            )
+            .await?;
+        answer.created = Some(status == 201);
+        Ok(answer)
+    }
+
+    /// `GET /v1/workflows/backfills/{id}`: a backfill and how many of its dates have a run,
+    /// running, completed or failed.
+    pub async fn backfill(&self, id: JobId) -> Result<BackfillStatus, Error> {
+        let url = self.url(&["v1", "workflows", "backfills", &id.to_string()]);
+        self.call(self.http.get(url)).await
+    }
+
     // ---- workers ---------------------------------------------------------------------------
 
     /// `POST /v1/leases`: leases up to `max_jobs` jobs, waiting up to `wait_ms` for the first.
@@ -556,11 +665,20 @@ impl Client {
 
     /// Sends `req` and decodes a success body as `T`, or an error body as [`ApiError`].
     async fn call<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T, Error> {
+        self.call_with_status(req).await.map(|(_, answer)| answer)
+    }
+
+    /// [`Client::call`], also answering the success status (to tell `201` from `200`).
+    async fn call_with_status<T: DeserializeOwned>(
+        &self,
+        req: RequestBuilder,
+    ) -> Result<(u16, T), Error> {
         let (status, bytes) = send(req).await?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
+        let answer = serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
             status,
             message: format!("cannot read the answer: {e}"),
-        })
+        })?;
+        Ok((status, answer))
     }
 
     /// Sends `req` and expects a success with no body worth reading (204).

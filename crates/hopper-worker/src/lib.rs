@@ -87,6 +87,43 @@
 //! }
 //! ```
 //!
+//! ## Definitions, triggers and backfills
+//!
+//! A workflow definition is a named run template: its steps' job args may hold
+//! `{{params.NAME}}` and `{{logical_date}}`, filled in for each run. A definition has one run
+//! per logical date, so triggering it twice for one date, or backfilling a range twice, makes
+//! no second run.
+//!
+//! ```no_run
+//! # async fn define(client: hopper_worker::Client) -> Result<(), hopper_worker::Error> {
+//! use hopper_worker::{BackfillRequest, DefinitionRequest, TriggerRequest};
+//!
+//! let def: DefinitionRequest = serde_json::from_value(serde_json::json!({
+//!     "params": {"table": "users"},
+//!     "cron": "@daily",
+//!     "steps": [{"step": "export", "job": {"kind": "export",
+//!         "args": {"table": "{{params.table}}", "day": "{{logical_date}}"}}}],
+//! }))
+//! .map_err(hopper_worker::Error::Encode)?;
+//! client.put_workflow_definition("nightly", &def).await?;
+//!
+//! let req = TriggerRequest { logical_date: Some("2026-11-30".into()), ..Default::default() };
+//! let run = client.trigger_workflow("nightly", &req).await?;
+//! println!("run {} (new: {})", run.workflow.id, run.created);
+//!
+//! let status = client
+//!     .backfill_workflow("nightly", &BackfillRequest {
+//!         from: "2026-11-01".into(),
+//!         to: "2026-11-29".into(),
+//!         params: Default::default(),
+//!         max_running: Some(2),
+//!     })
+//!     .await?;
+//! let later = client.backfill(status.backfill.id).await?;
+//! println!("{} of {} dates completed", later.progress.completed, later.progress.dates);
+//! # Ok(()) }
+//! ```
+//!
 //! # Layout
 //!
 //! - [`client`]: the HTTP client; [`events`]: the live event stream, resumed across
@@ -127,6 +164,9 @@ pub use handler::Handler;
 pub use hopper_types::cron::Misfire;
 pub use hopper_types::schedule::{ScheduleRequest, ScheduleRun, ScheduleView};
 pub use hopper_types::workflow::{OnFailure, StepRequest, WorkflowRequest};
+pub use hopper_types::workflow_definition::{
+    Backfill, BackfillRequest, DefinitionRequest, TriggerRequest, WorkflowDefinition,
+};
 pub use hopper_types::workflow_run::{StepInfo, Workflow, WorkflowId, WorkflowState};
 pub use hopper_types::{
     Backoff, EnqueueRequest, Job, JobId, JobState, QueueConfig, QueuePolicy, RateLimit,
@@ -137,7 +177,8 @@ pub use retry::RetryPolicy;
 pub use shutdown::shutdown_signal;
 pub use stats::{StatsSnapshot, WorkerStats};
 pub use wire::{
-    Ack, AckOutcome, AckResult, FailedParent, FailureReport, HeartbeatAnswer, JobPage,
-    LeaseRequest, LeasedJob, ListJobs, QueueInfo, WorkerInfo, WorkflowPage, WorkflowRun,
+    Ack, AckOutcome, AckResult, BackfillProgress, BackfillStatus, FailedParent, FailureReport,
+    HeartbeatAnswer, JobPage, LeaseRequest, LeasedJob, ListJobs, QueueInfo, TriggeredRun,
+    WorkerInfo, WorkflowPage, WorkflowRun,
 };
 pub use worker::{ConfigError, Worker, WorkerBuilder};

@@ -7,9 +7,11 @@
 use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
 
+use hopper_types::workflow_definition::Backfill;
 use hopper_types::workflow_run::Workflow;
 use hopper_types::{Job, JobId, JobState, Timestamp};
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 /// `POST /v1/leases`.
@@ -152,6 +154,89 @@ impl WorkflowRun {
             .iter()
             .find(|j| j.workflow.as_ref().is_some_and(|w| w.step == step))
     }
+}
+
+/// A run of a workflow definition as [`crate::Client::trigger_workflow`] answers it: the run,
+/// which it derefs to, and whether this trigger made it. A definition has one run per logical
+/// date, so a second trigger for the same date answers the first one's run with `created:
+/// false`.
+#[derive(Debug, Clone)]
+pub struct TriggeredRun {
+    /// The run with every step's job.
+    pub run: WorkflowRun,
+    /// True when this trigger made the run (`201`); false when the definition already had a
+    /// run for that logical date (`200`), which is the run answered.
+    pub created: bool,
+}
+
+impl Deref for TriggeredRun {
+    type Target = WorkflowRun;
+    fn deref(&self) -> &WorkflowRun {
+        &self.run
+    }
+}
+
+impl From<TriggeredRun> for WorkflowRun {
+    fn from(t: TriggeredRun) -> Self {
+        t.run
+    }
+}
+
+/// Serialized as the API's answer with `created` added: `{"created", "workflow", "steps"}`.
+impl Serialize for TriggeredRun {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("created", &self.created)?;
+        map.serialize_entry("workflow", &self.run.workflow)?;
+        map.serialize_entry("steps", &self.run.steps)?;
+        map.end()
+    }
+}
+
+/// A backfill and where it stands: the answer of [`crate::Client::backfill_workflow`] and
+/// [`crate::Client::backfill`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackfillStatus {
+    /// The backfill: its definition, range, parameters and `max_running`.
+    pub backfill: Backfill,
+    /// Its runs so far.
+    pub progress: BackfillProgress,
+    /// Set by [`crate::Client::backfill_workflow`] only: `Some(true)` when the call made the
+    /// backfill (`201`), `Some(false)` when the same definition and range already had one
+    /// (`200`), which is the one answered. `None` from [`crate::Client::backfill`]. Never sent
+    /// by the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<bool>,
+}
+
+impl BackfillStatus {
+    /// True once every date has a run and none of them is still running.
+    pub fn is_finished(&self) -> bool {
+        let p = &self.progress;
+        p.created >= p.dates && p.running == 0
+    }
+}
+
+/// How far a backfill has come, by counts of its dates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackfillProgress {
+    /// Dates it covers.
+    pub dates: u32,
+    /// Dates whose run exists.
+    pub created: u32,
+    /// Runs running now.
+    pub running: u32,
+    /// Runs completed.
+    pub completed: u32,
+    /// Runs failed or cancelled.
+    pub failed: u32,
+}
+
+/// `GET /v1/workflows/definitions` answer.
+#[derive(Debug, Deserialize)]
+pub(crate) struct DefinitionsBody {
+    pub definitions: Vec<hopper_types::workflow_definition::WorkflowDefinition>,
 }
 
 /// One page of `GET /v1/workflows`, newest first.
@@ -512,6 +597,47 @@ mod tests {
         assert_eq!(r.workflow.name.as_deref(), Some("etl"));
         assert!(r.step("extract").is_some());
         assert!(r.step("load").is_none());
+    }
+
+    #[test]
+    fn backfill_answers_are_read_and_triggered_runs_say_whether_they_are_new() {
+        let id = "0190f5c6-0000-7000-8000-000000000009";
+        let body = json!({
+            "backfill": {"id": id, "namespace": "default", "definition": "nightly",
+                         "from": "2026-01-01", "to": "2026-01-03", "params": {"n": 1},
+                         "max_running": 2, "created_at": "2026-01-01T00:00:00Z",
+                         "finished_at": null},
+            "progress": {"dates": 3, "created": 3, "running": 0, "completed": 2, "failed": 1,
+                         "later": 0}
+        });
+        let b: BackfillStatus = serde_json::from_value(body).unwrap();
+        assert_eq!(b.backfill.id.to_string(), id);
+        assert_eq!(b.backfill.max_running, 2);
+        assert_eq!(b.progress.failed, 1);
+        assert_eq!(b.created, None, "the server never says");
+        assert!(b.is_finished());
+        let shown = serde_json::to_value(&b).unwrap();
+        assert!(shown.get("created").is_none());
+
+        let run = "0190f5c6-0000-7000-8000-000000000003";
+        let r: WorkflowRun = serde_json::from_value(json!({
+            "workflow": {"id": run, "namespace": "default", "name": "nightly",
+                         "state": "running", "steps": 0, "open_steps": 0, "failed_steps": 0,
+                         "cancel_requested": false, "created_at": "2026-01-01T00:00:00Z",
+                         "finished_at": null, "definition": "nightly",
+                         "logical_date": "2026-01-01"},
+            "steps": []
+        }))
+        .unwrap();
+        let t = TriggeredRun {
+            run: r,
+            created: false,
+        };
+        assert_eq!(t.workflow.logical_date.as_deref(), Some("2026-01-01"));
+        let v = serde_json::to_value(&t).unwrap();
+        assert_eq!(v["created"], false);
+        assert_eq!(v["workflow"]["id"], run);
+        assert_eq!(v["steps"], json!([]));
     }
 
     #[test]

@@ -67,7 +67,8 @@ pub enum Command {
     /// List, create, pause, resume, trigger and delete cron schedules.
     #[command(subcommand)]
     Schedules(SchedulesCommand),
-    /// Submit, list, inspect, cancel and retry workflow runs (DAGs of jobs).
+    /// Submit, list, inspect, cancel and retry workflow runs (DAGs of jobs); define, trigger
+    /// and backfill named workflow definitions.
     #[command(subcommand)]
     Workflows(WorkflowsCommand),
     /// List the workers seen in the last minute.
@@ -479,6 +480,73 @@ pub enum WorkflowsCommand {
         /// The run's id.
         id: String,
     },
+    /// Store a named workflow definition from a JSON file, replacing one of the same name:
+    /// `{"steps": [...], "params": {"table": "users"}, "cron": "@daily", "timezone": "UTC"}`.
+    /// Job args may hold `{{params.NAME}}` and `{{logical_date}}`.
+    Define {
+        /// The definition's name.
+        name: String,
+        /// The file with the definition's JSON; `-` reads it from stdin.
+        file: String,
+    },
+    /// List workflow definitions, by name.
+    #[command(alias = "defs")]
+    Definitions,
+    /// Show one workflow definition: its parameters, cron expression and step templates.
+    #[command(alias = "show-definition")]
+    Definition {
+        /// The definition's name.
+        name: String,
+    },
+    /// Delete a workflow definition (its runs stay).
+    #[command(alias = "delete-definition")]
+    Undefine {
+        /// The definition's name.
+        name: String,
+    },
+    /// Start a run of a definition. A definition has one run per logical date: triggering
+    /// it again for the same date answers the existing run.
+    Trigger {
+        /// The definition's name.
+        name: String,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// The run's logical date (e.g. 2026-11-30) [default: now].
+        #[arg(long)]
+        logical_date: Option<String>,
+    },
+    /// Backfill a definition: one run per date from --from to --to (inclusive), at most
+    /// --max-running at a time. Repeating it answers the same backfill.
+    Backfill {
+        /// The definition's name.
+        name: String,
+        /// First date, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last date, YYYY-MM-DD (inclusive).
+        #[arg(long)]
+        to: String,
+        /// Runs at once, 1..100 [default: 4].
+        #[arg(long)]
+        max_running: Option<u32>,
+        #[command(flatten)]
+        params: ParamArgs,
+    },
+    /// Show a backfill and how many of its dates have run.
+    BackfillStatus {
+        /// The backfill's id (printed by `backfill`).
+        id: String,
+    },
+}
+
+/// The `--param` flags of `hopper workflows trigger` and `backfill`.
+#[derive(Debug, Args)]
+pub struct ParamArgs {
+    /// A parameter over the definition's defaults, as KEY=VALUE (repeatable). VALUE is read
+    /// as JSON when it is JSON (`n=3`, `flags=[1,2]`, `s="7"`), as a string otherwise
+    /// (`table=users`).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
 }
 
 /// `hopper schedules create`.

@@ -1,7 +1,9 @@
 //! Workflows against a real server (the `hopper` binary): the SDK's client submits runs whose
 //! steps an SDK worker runs, each handler reading what its parents left it (results, and how
-//! failed ones ended) and adding steps to its own run; and `hopper workflows` submits a run
-//! from a file, shows, cancels and lists it, in JSON and as text.
+//! failed ones ended) and adding steps to its own run; `hopper workflows` submits a run from a
+//! file, shows, cancels and lists it, in JSON and as text; and it stores a definition with a
+//! parameter from a file, triggers it twice for one logical date (one run), backfills three
+//! dates and follows the backfill.
 
 mod common;
 
@@ -358,4 +360,170 @@ fn workflows_are_managed_from_the_command_line() {
     let missing = server.cli(&["workflows", "get", "0190f5c6-0000-7000-8000-000000000001"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not_found"));
+}
+
+#[test]
+fn definitions_are_triggered_and_backfilled_from_the_command_line() {
+    let server = Server::start();
+    let file = server.dir.path().join("nightly.json");
+    std::fs::write(
+        &file,
+        json!({
+            "params": {"table": "users"},
+            "cron": "0 3 * * *",
+            "steps": [
+                {"step": "export", "job": {"kind": "export", "queue": "cli-def",
+                 "args": {"table": "{{params.table}}", "day": "{{logical_date}}"}}},
+                {"step": "notify", "depends_on": ["export"],
+                 "job": {"kind": "notify", "queue": "cli-def"}}
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let file = file.to_str().expect("a UTF-8 path");
+
+    let stored = server.cli_json(&["workflows", "define", "nightly", file]);
+    assert_eq!(stored["name"], "nightly");
+    assert_eq!(stored["params"], json!({"table": "users"}));
+    assert_eq!(stored["cron"], "0 3 * * *");
+    assert!(stored["next_fire_at"].is_string(), "{stored}");
+    let text = server.cli(&["workflows", "define", "nightly", file]);
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(
+        text.contains("nightly stored: 2 steps, 1 parameter, cron `0 3 * * *`"),
+        "{text}"
+    );
+
+    let listed = server.cli_json(&["workflows", "definitions"]);
+    assert_eq!(listed["definitions"][0]["name"], "nightly");
+    let table = server.cli(&["workflows", "definitions"]);
+    let text = String::from_utf8_lossy(&table.stdout).to_string();
+    assert!(text.starts_with("NAME "), "{text}");
+    assert!(
+        text.lines().next().is_some_and(|h| h.contains("NEXT FIRE")),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("nightly "))
+        .unwrap_or_else(|| panic!("no nightly row: {text}"));
+    assert!(row.contains(" 2 ") && row.contains("0 3 * * *"), "{row}");
+    let shown = server.cli_json(&["workflows", "definition", "nightly"]);
+    assert_eq!(shown["steps"][1]["depends_on"], json!(["export"]));
+    let shown = server.cli(&["workflows", "definition", "nightly"]);
+    let text = String::from_utf8_lossy(&shown.stdout).to_string();
+    assert!(
+        text.contains(r#"{"table":"users"}"#) && text.contains("{{params.table}}"),
+        "{text}"
+    );
+
+    // Twice for one logical date: one run.
+    let trigger = [
+        "workflows",
+        "trigger",
+        "nightly",
+        "--param",
+        "table=orders",
+        "--logical-date",
+        "2026-11-30",
+    ];
+    let first = server.cli_json(&trigger);
+    assert_eq!(first["created"], true);
+    assert_eq!(first["workflow"]["definition"], "nightly");
+    assert_eq!(first["workflow"]["logical_date"], "2026-11-30");
+    assert_eq!(
+        first["steps"][0]["args"],
+        json!({"table": "orders", "day": "2026-11-30"})
+    );
+    let again = server.cli_json(&trigger);
+    assert_eq!(again["created"], false);
+    assert_eq!(again["workflow"]["id"], first["workflow"]["id"]);
+    let text = server.cli(&trigger);
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(text.contains("already exists"), "{text}");
+    let runs = server.cli_json(&["workflows", "list"]);
+    assert_eq!(runs["workflows"].as_array().map(Vec::len), Some(1));
+
+    // Three dates, one of which has its run already.
+    let backfill = [
+        "workflows",
+        "backfill",
+        "nightly",
+        "--from",
+        "2026-11-28",
+        "--to",
+        "2026-11-30",
+        "--max-running",
+        "3",
+        "--param",
+        "table=\"events\"",
+    ];
+    let started = server.cli_json(&backfill);
+    assert_eq!(started["created"], true);
+    assert_eq!(started["backfill"]["definition"], "nightly");
+    assert_eq!(started["backfill"]["max_running"], 3);
+    assert_eq!(started["backfill"]["params"], json!({"table": "events"}));
+    assert_eq!(started["progress"]["dates"], 3);
+    let id = started["backfill"]["id"]
+        .as_str()
+        .expect("backfill id")
+        .to_string();
+    let same = server.cli_json(&backfill);
+    assert_eq!(same["created"], false);
+    assert_eq!(same["backfill"]["id"], id.as_str());
+
+    let deadline = Instant::now() + LONG;
+    let status = loop {
+        let status = server.cli_json(&["workflows", "backfill-status", &id]);
+        if status["progress"]["created"] == 3 {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "backfill stalled: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status["backfill"]["id"], id.as_str());
+    assert!(status.get("created").is_none(), "{status}");
+    assert_eq!(
+        status["progress"],
+        json!({"dates": 3, "created": 3, "running": 3, "completed": 0, "failed": 0})
+    );
+    let runs = server.cli_json(&["workflows", "list"]);
+    let mut dates: Vec<&str> = runs["workflows"]
+        .as_array()
+        .expect("workflows")
+        .iter()
+        .filter_map(|w| w["logical_date"].as_str())
+        .collect();
+    dates.sort_unstable();
+    assert_eq!(dates, ["2026-11-28", "2026-11-29", "2026-11-30"]);
+    let text = server.cli(&["workflows", "backfill-status", &id]);
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(
+        text.contains("2026-11-28 to 2026-11-30 (3)") && text.contains("3 of 3"),
+        "{text}"
+    );
+
+    let bad = server.cli(&["workflows", "trigger", "nightly", "--param", "nokey"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let bad = server.cli(&[
+        "workflows",
+        "backfill",
+        "nightly",
+        "--from",
+        "2026-12-02",
+        "--to",
+        "2026-12-01",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid_argument"));
+
+    let deleted = server.cli(&["workflows", "undefine", "nightly"]);
+    assert!(deleted.status.success());
+    let missing = server.cli(&["workflows", "definition", "nightly"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not_found"));
+    let listed = server.cli_json(&["workflows", "definitions"]);
+    assert_eq!(listed["definitions"], json!([]));
 }

@@ -1,17 +1,21 @@
 """Workflow runs through the blocking and the asyncio client against a real server: a diamond
 run through a Python worker whose join step gets both parents' results, a failed parent under
 `continue` and a fan-out added by a running step, cancel, retry and list, steps added from
-outside, and bad graphs refused with the field named."""
+outside, and bad graphs refused with the field named. Then workflow definitions: stored with
+parameters, triggered once per logical date, backfilled over a range of dates, in both
+flavours."""
 
 import asyncio
 import threading
 import time
+from datetime import date
 from typing import Any, Dict, Iterator, Tuple
 
 import pytest
 
 from hopper import (
     AsyncClient,
+    BackfillStatus,
     Client,
     Fail,
     Hopper,
@@ -21,6 +25,7 @@ from hopper import (
     NotFoundError,
     Task,
     Worker,
+    WorkflowDefinition,
     WorkflowRun,
 )
 from hopper import _wire as wire
@@ -287,3 +292,168 @@ def test_steps_are_written_as_the_api_takes_them():
     with pytest.raises(TypeError):
         wire.step_body("x")  # type: ignore[arg-type]
     app.close()
+
+
+def export_steps(queue: str) -> Any:
+    """A definition's steps: `export` takes the `table` parameter and the logical date,
+    `notify` runs after it."""
+    return [
+        {
+            "step": "export",
+            "job": {
+                "kind": "export",
+                "queue": queue,
+                "args": {
+                    "table": "{{params.table}}",
+                    "limit": "{{params.limit}}",
+                    "path": "s3://bucket/{{params.table}}/{{logical_date}}.csv",
+                },
+            },
+        },
+        {"step": "notify", "depends_on": ["export"], "job": {"kind": "notify", "queue": queue}},
+    ]
+
+
+def test_a_definition_runs_once_per_logical_date(client, queue):
+    name = f"export-{queue}"
+    stored = client.put_workflow_definition(
+        name, export_steps(queue), params={"table": "users", "limit": 10}, cron="0 3 * * *"
+    )
+    assert isinstance(stored, WorkflowDefinition)
+    assert (stored.name, stored.params, stored.cron, stored.timezone) == (
+        name,
+        {"table": "users", "limit": 10},
+        "0 3 * * *",
+        "UTC",
+    )
+    assert [s["step"] for s in stored.steps] == ["export", "notify"]
+    assert stored.next_fire_at is not None and stored.next_fire_at.hour == 3
+    assert name in [d.name for d in client.workflow_definitions()]
+    assert client.workflow_definition(name).steps == stored.steps
+
+    first = client.trigger_workflow(name, params={"limit": 99}, logical_date="2026-11-30")
+    again = client.trigger_workflow(name, logical_date=date(2026, 11, 30))
+    assert first.created is True and again.created is False
+    assert again.id == first.id
+    assert (first.workflow.definition, first.workflow.logical_date) == (name, "2026-11-30")
+    assert first.workflow.name == name
+    assert first.step("export").args == {
+        "table": "users",
+        "limit": 99,
+        "path": "s3://bucket/users/2026-11-30.csv",
+    }
+    assert first.step("notify").state == "pending"
+    other = client.trigger_workflow(name)
+    assert other.created is True and other.id != first.id, "now is another logical date"
+
+    # A parameter no one gives is refused, naming where it is used.
+    with pytest.raises(InvalidArgumentError) as e:
+        client.put_workflow_definition(
+            f"{name}-bad", [{"step": "a", "job": {"kind": "k", "args": "{{params.nope}}"}}]
+        )
+    assert e.value.field == "steps[0].job.args"
+
+    client.delete_workflow_definition(name)
+    with pytest.raises(NotFoundError):
+        client.workflow_definition(name)
+    with pytest.raises(NotFoundError):
+        client.trigger_workflow(name)
+    assert client.workflow(first.id).workflow.definition == name, "its runs stay"
+
+
+def test_a_backfill_answers_its_progress(client, queue):
+    name = f"backfill-{queue}"
+    client.put_workflow_definition(name, export_steps(queue), params={"table": "t", "limit": 1})
+    status = client.backfill_workflow(
+        name, "2026-01-01", date(2026, 1, 2), params={"table": "orders"}, max_running=1
+    )
+    assert isinstance(status, BackfillStatus)
+    assert status.created is True
+    b = status.backfill
+    assert (b.definition, b.from_, b.to, b.params, b.max_running) == (
+        name,
+        "2026-01-01",
+        "2026-01-02",
+        {"table": "orders"},
+        1,
+    )
+    assert status.id == b.id
+    assert status.progress.dates == 2
+    assert status.progress.created <= 2
+
+    same = client.backfill_workflow(name, "2026-01-01", "2026-01-02", params={"table": "orders"})
+    assert same.created is False and same.id == status.id
+
+    # The server starts the runs in date order, one at a time (nothing works these steps, so
+    # the first stays running).
+    deadline = time.monotonic() + 15
+    while True:
+        got = client.backfill(status.id)
+        if got.progress.created >= 1:
+            break
+        assert time.monotonic() < deadline, f"no run started: {got}"
+        time.sleep(0.05)
+    assert got.created is None and got.backfill == b
+    assert got.progress.running == 1 and got.progress.created == 1
+    assert not got.finished
+    runs = [w for w in client.workflows(limit=500).workflows if w.definition == name]
+    assert [w.logical_date for w in runs] == ["2026-01-01"]
+    assert client.workflow(runs[0].id).step("export").args["path"] == (
+        "s3://bucket/orders/2026-01-01.csv"
+    )
+
+    with pytest.raises(InvalidArgumentError) as e:
+        client.backfill_workflow(name, "2026-01-02", "2026-01-01")
+    assert e.value.field == "to"
+    with pytest.raises(NotFoundError):
+        client.backfill("0190f5c6-0000-7000-8000-000000000001")
+
+
+def test_the_asyncio_client_defines_triggers_and_backfills(server, queue):
+    name = f"async-{queue}"
+
+    async def main() -> Tuple[Any, ...]:
+        async with AsyncClient(server.url) as c:
+            stored = await c.put_workflow_definition(
+                name, export_steps(queue), params={"table": "a", "limit": 2}
+            )
+            listed = await c.workflow_definitions()
+            got = await c.workflow_definition(name)
+            first = await c.trigger_workflow(name, logical_date="2026-05-01")
+            again = await c.trigger_workflow(name, {"table": "b"}, "2026-05-01")
+            backfill = await c.backfill_workflow(name, "2026-05-01", "2026-05-02")
+            status = await c.backfill(backfill.id)
+            await c.delete_workflow_definition(name)
+            return stored, listed, got, first, again, backfill, status
+
+    stored, listed, got, first, again, backfill, status = asyncio.run(main())
+    assert stored.name == got.name == name and name in [d.name for d in listed]
+    assert (first.created, again.created, again.id) == (True, False, first.id)
+    assert backfill.created is True and backfill.progress.dates == 2
+    assert status.id == backfill.id and status.created is None
+    # 2026-05-01 had its run already: the backfill makes none for it.
+    assert status.progress.created >= 1
+
+
+def test_definition_requests_are_written_as_the_api_takes_them():
+    body = wire.definition_body(
+        [{"step": "a", "job": "k", "depends_on": None}], {"n": 1}, "@daily", None
+    )
+    assert body == {
+        "steps": [{"step": "a", "job": {"kind": "k"}}],
+        "params": {"n": 1},
+        "cron": "@daily",
+    }
+    assert wire.definition_body([], None, None, "Europe/Paris") == {
+        "steps": [],
+        "timezone": "Europe/Paris",
+    }
+    call = wire.trigger_workflow("n", None, date(2026, 1, 2))
+    assert (call.method, call.path, call.body) == (
+        "POST",
+        "/v1/workflows/definitions/n/runs",
+        b'{"logical_date":"2026-01-02"}',
+    )
+    call = wire.backfill_workflow("a b", date(2026, 1, 1), "2026-01-03", None, 2)
+    assert call.path == "/v1/workflows/definitions/a%20b/backfill"
+    assert call.body == b'{"from":"2026-01-01","to":"2026-01-03","max_running":2}'

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import (
     Any,
     Callable,
@@ -30,6 +30,7 @@ from urllib.parse import quote
 from .errors import ProtocolError, api_error
 from .models import (
     AckResult,
+    BackfillStatus,
     Backoff,
     HeartbeatAnswer,
     Job,
@@ -40,6 +41,7 @@ from .models import (
     Schedule,
     WorkerInfo,
     Workflow,
+    WorkflowDefinition,
     WorkflowPage,
     WorkflowRun,
     format_time,
@@ -72,6 +74,9 @@ class Call(Generic[T]):
     timeout: Optional[float] = None
     #: Safe to send again after a transport error or a 503 (enqueues carry a key).
     retry: bool = False
+    #: Reads the answer knowing its success status (to tell `201` from `200`); `parse` when
+    #: not given.
+    parse_status: Optional[Callable[[int, Any], T]] = None
 
     def answer(self, status: int, headers: Mapping[str, str], content: bytes) -> T:
         """The parsed answer, or the exception an error answer stands for."""
@@ -84,6 +89,8 @@ class Call(Generic[T]):
         except ValueError as e:
             raise ProtocolError(status, f"cannot read the answer: {e}") from None
         try:
+            if self.parse_status is not None:
+                return self.parse_status(status, data)
             return self.parse(data)
         except (KeyError, TypeError, ValueError) as e:
             raise ProtocolError(status, f"unexpected answer {e!r}") from None
@@ -374,6 +381,113 @@ def add_workflow_steps(
         {"steps": [step_body(s) for s in steps]},
         lambda d: [Job.from_json(j) for j in d["steps"]],
     )
+
+
+def definition_body(
+    steps: Iterable[Mapping[str, Any]],
+    params: Optional[Mapping[str, Any]],
+    cron: Optional[str],
+    timezone: Optional[str],
+) -> Dict[str, Any]:
+    """The body of `PUT /v1/workflows/definitions/{name}`; options left as `None` are left out
+    (no parameters, no cron expression, `UTC`)."""
+    body: Dict[str, Any] = {"steps": [step_body(s) for s in steps]}
+    if params is not None:
+        body["params"] = dict(params)
+    if cron is not None:
+        body["cron"] = cron
+    if timezone is not None:
+        body["timezone"] = timezone
+    return body
+
+
+def day(value: Union[str, date]) -> str:
+    """A backfill bound as the server takes it: `YYYY-MM-DD` (a `datetime` counts as its
+    date)."""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def logical_date_text(value: Union[str, date]) -> str:
+    """A logical date as the server takes it: a `date` as `YYYY-MM-DD`, an aware `datetime` as
+    RFC 3339, a string as given."""
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def put_workflow_definition(name: str, body: Dict[str, Any]) -> Call[WorkflowDefinition]:
+    return Call(
+        "PUT",
+        _path("v1", "workflows", "definitions", name),
+        WorkflowDefinition.from_json,
+        body=dumps(body),
+    )
+
+
+def list_workflow_definitions() -> Call[List[WorkflowDefinition]]:
+    return Call(
+        "GET",
+        "/v1/workflows/definitions",
+        lambda d: [WorkflowDefinition.from_json(x) for x in d["definitions"]],
+    )
+
+
+def get_workflow_definition(name: str) -> Call[WorkflowDefinition]:
+    return Call(
+        "GET", _path("v1", "workflows", "definitions", name), WorkflowDefinition.from_json
+    )
+
+
+def delete_workflow_definition(name: str) -> Call[None]:
+    return Call("DELETE", _path("v1", "workflows", "definitions", name), _none)
+
+
+def trigger_workflow(
+    name: str, params: Optional[Mapping[str, Any]], logical_date: Union[str, date, None]
+) -> Call[WorkflowRun]:
+    """The answer's `created` says whether this trigger made the run (`201`) or the
+    definition already had one for that logical date (`200`)."""
+    body: Dict[str, Any] = {}
+    if params is not None:
+        body["params"] = dict(params)
+    if logical_date is not None:
+        body["logical_date"] = logical_date_text(logical_date)
+    return _post(
+        _path("v1", "workflows", "definitions", name, "runs"),
+        body,
+        WorkflowRun.from_json,
+        parse_status=lambda status, d: WorkflowRun.from_json(d, created=status == 201),
+    )
+
+
+def backfill_workflow(
+    name: str,
+    from_: Union[str, date],
+    to: Union[str, date],
+    params: Optional[Mapping[str, Any]],
+    max_running: Optional[int],
+) -> Call[BackfillStatus]:
+    body: Dict[str, Any] = {"from": day(from_), "to": day(to)}
+    if params is not None:
+        body["params"] = dict(params)
+    if max_running is not None:
+        body["max_running"] = max_running
+    return _post(
+        _path("v1", "workflows", "definitions", name, "backfill"),
+        body,
+        BackfillStatus.from_json,
+        parse_status=lambda status, d: BackfillStatus.from_json(d, created=status == 201),
+    )
+
+
+def get_backfill(backfill_id: str) -> Call[BackfillStatus]:
+    return Call("GET", _path("v1", "workflows", "backfills", backfill_id), BackfillStatus.from_json)
 
 
 def lease(

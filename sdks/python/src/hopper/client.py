@@ -17,7 +17,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import (
     Any,
     Awaitable,
@@ -38,6 +38,7 @@ from .errors import HopperError
 from .events import DEFAULT_IDLE_TIMEOUT, AsyncEventStream, EventStream, stream_params
 from .models import (
     AckResult,
+    BackfillStatus,
     Backoff,
     HeartbeatAnswer,
     Job,
@@ -48,6 +49,7 @@ from .models import (
     Schedule,
     WorkerInfo,
     Workflow,
+    WorkflowDefinition,
     WorkflowPage,
     WorkflowRun,
 )
@@ -466,6 +468,80 @@ class Client(_Base):
         on each other and on the run's steps. Returns the new steps' jobs."""
         return self._send(wire.add_workflow_steps(workflow_id, steps))
 
+    # ---- workflow definitions, triggers and backfills ------------------------------------
+
+    def put_workflow_definition(
+        self,
+        name: str,
+        steps: Iterable[Mapping[str, Any]],
+        *,
+        params: Optional[Mapping[str, Any]] = None,
+        cron: Optional[str] = None,
+        timezone: Optional[str] = None,
+    ) -> WorkflowDefinition:
+        """`PUT /v1/workflows/definitions/{name}`: stores a named definition, replacing one of
+        the same name (its runs stay).
+
+        `steps` are dicts as `submit_workflow` takes them; in their jobs' args a string that
+        is exactly `"{{params.NAME}}"` becomes the parameter's JSON value, `"{{logical_date}}"`
+        the run's logical date, and either inside a longer string its text. `params` are the
+        defaults a trigger's parameters go over. With `cron` (read in `timezone`, `UTC` when
+        left out) the server starts a run at every tick, the tick's time as logical date. The
+        steps are checked as a run would be, rendered with the defaults: a missing parameter
+        or a bad graph is an `InvalidArgumentError` naming the field."""
+        body = wire.definition_body(steps, params, cron, timezone)
+        return self._send(wire.put_workflow_definition(name, body))
+
+    def workflow_definitions(self) -> List[WorkflowDefinition]:
+        """`GET /v1/workflows/definitions`: every definition, by name."""
+        return self._send(wire.list_workflow_definitions())
+
+    def workflow_definition(self, name: str) -> WorkflowDefinition:
+        """`GET /v1/workflows/definitions/{name}`; a `NotFoundError` when there is none."""
+        return self._send(wire.get_workflow_definition(name))
+
+    def delete_workflow_definition(self, name: str) -> None:
+        """`DELETE /v1/workflows/definitions/{name}`; its runs stay."""
+        self._send(wire.delete_workflow_definition(name))
+
+    def trigger_workflow(
+        self,
+        name: str,
+        params: Optional[Mapping[str, Any]] = None,
+        logical_date: Union[str, date, None] = None,
+    ) -> WorkflowRun:
+        """`POST /v1/workflows/definitions/{name}/runs`: starts a run of the definition for
+        `logical_date` (a string up to 64 characters, a `date`, or an aware `datetime`; the
+        current time when left out), with `params` over its defaults.
+
+        A definition has one run per logical date, so this is idempotent per date: the
+        answer's `created` is `True` when this call made the run, `False` when the run of
+        that date existed (it is the run answered, whatever `params` this call gave)."""
+        return self._send(wire.trigger_workflow(name, params, logical_date))
+
+    def backfill_workflow(
+        self,
+        name: str,
+        from_: Union[str, date],
+        to: Union[str, date],
+        params: Optional[Mapping[str, Any]] = None,
+        max_running: Optional[int] = None,
+    ) -> BackfillStatus:
+        """`POST /v1/workflows/definitions/{name}/backfill`: one run per date from `from_` to
+        `to` (`YYYY-MM-DD` or `date`s, inclusive), started in date order by the server, at
+        most `max_running` (1..100, 4 when left out) at a time, each with `params` over the
+        definition's defaults.
+
+        Idempotent: the same definition and range answers the existing backfill (`created`
+        is `False`), and a date that already has a run gets no second one. Follow it with
+        `backfill(status.id)`."""
+        return self._send(wire.backfill_workflow(name, from_, to, params, max_running))
+
+    def backfill(self, backfill_id: str) -> BackfillStatus:
+        """`GET /v1/workflows/backfills/{id}`: the backfill and how many of its dates have a
+        run, running, completed or failed (`status.finished` once all are done)."""
+        return self._send(wire.get_backfill(backfill_id))
+
     # ---- the worker's side (the `Worker` runtime uses these through `AsyncClient`) ---------
 
     def lease(
@@ -811,6 +887,57 @@ class AsyncClient(_Base):
     ) -> List[Job]:
         """See `Client.add_workflow_steps`."""
         return await self._send(wire.add_workflow_steps(workflow_id, steps))
+
+    # ---- workflow definitions, triggers and backfills ------------------------------------
+
+    async def put_workflow_definition(
+        self,
+        name: str,
+        steps: Iterable[Mapping[str, Any]],
+        *,
+        params: Optional[Mapping[str, Any]] = None,
+        cron: Optional[str] = None,
+        timezone: Optional[str] = None,
+    ) -> WorkflowDefinition:
+        """See `Client.put_workflow_definition`."""
+        body = wire.definition_body(steps, params, cron, timezone)
+        return await self._send(wire.put_workflow_definition(name, body))
+
+    async def workflow_definitions(self) -> List[WorkflowDefinition]:
+        """See `Client.workflow_definitions`."""
+        return await self._send(wire.list_workflow_definitions())
+
+    async def workflow_definition(self, name: str) -> WorkflowDefinition:
+        """See `Client.workflow_definition`."""
+        return await self._send(wire.get_workflow_definition(name))
+
+    async def delete_workflow_definition(self, name: str) -> None:
+        """See `Client.delete_workflow_definition`."""
+        await self._send(wire.delete_workflow_definition(name))
+
+    async def trigger_workflow(
+        self,
+        name: str,
+        params: Optional[Mapping[str, Any]] = None,
+        logical_date: Union[str, date, None] = None,
+    ) -> WorkflowRun:
+        """See `Client.trigger_workflow`."""
+        return await self._send(wire.trigger_workflow(name, params, logical_date))
+
+    async def backfill_workflow(
+        self,
+        name: str,
+        from_: Union[str, date],
+        to: Union[str, date],
+        params: Optional[Mapping[str, Any]] = None,
+        max_running: Optional[int] = None,
+    ) -> BackfillStatus:
+        """See `Client.backfill_workflow`."""
+        return await self._send(wire.backfill_workflow(name, from_, to, params, max_running))
+
+    async def backfill(self, backfill_id: str) -> BackfillStatus:
+        """See `Client.backfill`."""
+        return await self._send(wire.get_backfill(backfill_id))
 
     # ---- the worker's side ---------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Typed values of the v1 API: jobs and their parts, pages, queues, workers, backoff policies,
-schedules, workflow runs, and the events of the live stream.
+schedules, workflow runs, workflow definitions and backfills, and the events of the live
+stream.
 
 Answers are read leniently: fields this SDK does not know are ignored (and kept in `raw`), so a
 newer server that adds fields never breaks an older SDK. Times are timezone-aware `datetime`s.
@@ -498,6 +499,10 @@ class Workflow:
     cancel_requested: bool = False
     created_at: Optional[datetime] = None
     finished_at: Optional[datetime] = None
+    #: The workflow definition this run was made from, if any.
+    definition: Optional[str] = None
+    #: The run's logical date, for a run of a definition (e.g. one day of a backfill).
+    logical_date: Optional[str] = None
     #: The answer as received, including fields this SDK does not know.
     raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -519,6 +524,8 @@ class Workflow:
             cancel_requested=bool(data.get("cancel_requested", False)),
             created_at=parse_time(data.get("created_at")),
             finished_at=parse_time(data.get("finished_at")),
+            definition=data.get("definition"),
+            logical_date=data.get("logical_date"),
             raw=dict(data),
         )
 
@@ -529,6 +536,9 @@ class WorkflowRun:
 
     workflow: Workflow
     steps: List[Job]
+    #: Set by `trigger_workflow` only: `True` when the trigger made the run, `False` when the
+    #: definition already had a run for that logical date (the run answered). `None` otherwise.
+    created: Optional[bool] = field(default=None, compare=False)
 
     @property
     def id(self) -> str:
@@ -546,10 +556,11 @@ class WorkflowRun:
         raise KeyError(name)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> WorkflowRun:
+    def from_json(cls, data: Mapping[str, Any], created: Optional[bool] = None) -> WorkflowRun:
         return cls(
             Workflow.from_json(data["workflow"]),
             [Job.from_json(j) for j in data.get("steps") or []],
+            created,
         )
 
 
@@ -564,6 +575,139 @@ class WorkflowPage:
     def from_json(cls, data: Mapping[str, Any]) -> WorkflowPage:
         return cls(
             [Workflow.from_json(w) for w in data["workflows"]], data.get("next_cursor")
+        )
+
+
+@dataclass(frozen=True)
+class WorkflowDefinition:
+    """A named workflow definition (`GET /v1/workflows/definitions/{name}`): a run's steps as
+    a template, with `{{params.NAME}}` and `{{logical_date}}` in job args."""
+
+    name: str
+    #: The step templates in their wire form (`{"step", "depends_on", "on_failure", "job"}`):
+    #: pass them back as `steps=` to `put_workflow_definition`.
+    steps: List[Dict[str, Any]]
+    #: Parameter defaults.
+    params: Dict[str, Any] = field(default_factory=dict)
+    #: Its cron expression, if it runs on one.
+    cron: Optional[str] = None
+    #: The IANA time zone of `cron`.
+    timezone: str = "UTC"
+    #: When `cron` next fires (`None` without one).
+    next_fire_at: Optional[datetime] = None
+    namespace: str = "default"
+    created_at: Optional[datetime] = None
+    #: When it was last replaced.
+    updated_at: Optional[datetime] = None
+    #: The answer as received, including fields this SDK does not know.
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WorkflowDefinition:
+        return cls(
+            name=str(data["name"]),
+            steps=[dict(s) for s in data.get("steps") or []],
+            params=dict(data.get("params") or {}),
+            cron=data.get("cron"),
+            timezone=str(data.get("timezone") or "UTC"),
+            next_fire_at=parse_time(data.get("next_fire_at")),
+            namespace=str(data.get("namespace", "default")),
+            created_at=parse_time(data.get("created_at")),
+            updated_at=parse_time(data.get("updated_at")),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """A backfill: one run of `definition` per date from `from_` to `to` (inclusive), at most
+    `max_running` at a time."""
+
+    id: str
+    definition: str
+    #: First date, `YYYY-MM-DD` (`from` on the wire).
+    from_: str
+    #: Last date, inclusive.
+    to: str
+    #: Parameters over the definition's defaults, for every run.
+    params: Dict[str, Any] = field(default_factory=dict)
+    max_running: int = 4
+    namespace: str = "default"
+    created_at: Optional[datetime] = None
+    #: When its last run was created (`None` while dates are left).
+    finished_at: Optional[datetime] = None
+    #: The answer as received, including fields this SDK does not know.
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Backfill:
+        return cls(
+            id=str(data["id"]),
+            definition=str(data["definition"]),
+            from_=str(data["from"]),
+            to=str(data["to"]),
+            params=dict(data.get("params") or {}),
+            max_running=int(data.get("max_running", 4)),
+            namespace=str(data.get("namespace", "default")),
+            created_at=parse_time(data.get("created_at")),
+            finished_at=parse_time(data.get("finished_at")),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class BackfillProgress:
+    """How far a backfill has come, in dates."""
+
+    #: Dates it covers.
+    dates: int = 0
+    #: Dates whose run exists.
+    created: int = 0
+    #: Runs running now.
+    running: int = 0
+    #: Runs completed.
+    completed: int = 0
+    #: Runs failed or cancelled.
+    failed: int = 0
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BackfillProgress:
+        return cls(
+            dates=int(data.get("dates", 0)),
+            created=int(data.get("created", 0)),
+            running=int(data.get("running", 0)),
+            completed=int(data.get("completed", 0)),
+            failed=int(data.get("failed", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class BackfillStatus:
+    """A backfill and where it stands: the answer of `backfill_workflow` and `backfill`."""
+
+    backfill: Backfill
+    progress: BackfillProgress
+    #: Set by `backfill_workflow` only: `True` when the call made the backfill, `False` when
+    #: the same definition and range already had one (the one answered). `None` from
+    #: `backfill(id)`.
+    created: Optional[bool] = field(default=None, compare=False)
+
+    @property
+    def id(self) -> str:
+        return self.backfill.id
+
+    @property
+    def finished(self) -> bool:
+        """True once every date has a run and none of them is still running."""
+        p = self.progress
+        return p.created >= p.dates and p.running == 0
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], created: Optional[bool] = None) -> BackfillStatus:
+        return cls(
+            Backfill.from_json(data["backfill"]),
+            BackfillProgress.from_json(data.get("progress") or {}),
+            created,
         )
 
 
