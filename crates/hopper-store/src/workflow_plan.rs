@@ -158,9 +158,9 @@ pub fn plan_retry(steps: &[Job]) -> Vec<Reopen> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hopper_types::Limits;
     use hopper_types::workflow::{WorkflowRequest, validate_steps};
     use hopper_types::workflow_run::WorkflowState;
-    use hopper_types::Limits;
 
     fn validated(json: &str, existing: &HashMap<String, Job>) -> Vec<ValidatedStep> {
         let r: WorkflowRequest = serde_json::from_str(json).unwrap();
