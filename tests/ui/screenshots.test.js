@@ -11,6 +11,7 @@ import { BASE, api, enqueue, eventually, launch, lease, makeDead, screenshot, wi
 let browser;
 let deadJob;
 let waitingJob;
+let workflowRun;
 
 /** A few queues in every state, dead letters in two groups, a worker, a schedule. */
 async function seed() {
@@ -46,6 +47,39 @@ async function seed() {
     name: 'hourly-cleanup', cron: '@hourly', job: { kind: 'cleanup', queue: 'maintenance' }, paused: true,
   }).catch((e) => { if (!String(e.message).includes('409')) throw e; });
   await api('POST', '/v1/schedules/nightly-digest/trigger', {});
+
+  // Workflows: a run part way through (one step done, one running, two waiting behind them), a
+  // failed run, and a definition on a cron.
+  const etl = await api('POST', '/v1/workflows', {
+    name: 'nightly-report',
+    steps: [
+      { step: 'extract', job: { kind: 'extract', queue: 'etl', args: { day: '2026-11-30' } } },
+      { step: 'clean', depends_on: ['extract'], job: { kind: 'clean', queue: 'etl' } },
+      { step: 'stats', depends_on: ['extract'], on_failure: 'continue', job: { kind: 'stats', queue: 'etl-stats' } },
+      { step: 'publish', depends_on: ['clean', 'stats'], job: { kind: 'publish', queue: 'etl' } },
+      { step: 'notify', depends_on: ['publish'], on_failure: 'ignore', job: { kind: 'notify', queue: 'etl' } },
+    ],
+  });
+  workflowRun = etl.workflow.id;
+  const [extract] = await lease('etl', 1, 'etl-worker-1');
+  await api('POST', `/v1/jobs/${extract.id}/complete`, { lease_token: extract.lease_token, result: { rows: 1200 } });
+  await api('POST', '/v1/leases', { queues: ['etl'], worker_id: 'etl-worker-1', max_jobs: 1, lease_ms: 600_000 }); // clean stays running
+  await api('POST', '/v1/workflows', {
+    name: 'import-invoices',
+    steps: [
+      { step: 'fetch', job: { kind: 'fetch_invoices', queue: 'etl-failing', max_attempts: 1 } },
+      { step: 'load', depends_on: ['fetch'], job: { kind: 'load_invoices', queue: 'etl-failing' } },
+    ],
+  });
+  const [fetchJob] = await lease('etl-failing', 1, 'etl-worker-2');
+  await api('POST', `/v1/jobs/${fetchJob.id}/fail`, { lease_token: fetchJob.lease_token, error: { message: 'upstream answered 502', kind: 'HttpError', retryable: false } });
+  await api('PUT', '/v1/workflows/definitions/nightly-etl', {
+    cron: '0 2 * * *', timezone: 'Europe/Paris', params: { region: 'eu' },
+    steps: [
+      { step: 'extract', job: { kind: 'extract', queue: 'etl', args: { region: '{{params.region}}', day: '{{logical_date}}' } } },
+      { step: 'load', depends_on: ['extract'], job: { kind: 'load', queue: 'etl' } },
+    ],
+  });
 }
 
 before(async () => {
@@ -97,6 +131,18 @@ async function visitAll(page, theme) {
   await page.keyboard.press('s');
   await page.waitForSelector('#schedules-table tr[data-schedule="nightly-digest"] .next-fire time');
   await screenshot(page, `schedules-${theme}`);
+
+  await page.keyboard.press('g');
+  await page.keyboard.press('w');
+  await page.waitForSelector(`#workflows-table tr[data-id="${workflowRun}"]`);
+  await page.waitForSelector('#workflows-table tr[data-state="failed"]');
+  await page.waitForSelector('#definitions-table tr[data-definition="nightly-etl"]');
+  await screenshot(page, `workflows-${theme}`);
+
+  await page.evaluate((id) => { location.hash = `#/workflows/${id}`; }, workflowRun);
+  await page.waitForSelector('#workflow-steps li.step[data-step="clean"][data-state="running"]');
+  await page.waitForSelector('#workflow-steps li.step[data-step="notify"][data-state="pending"]');
+  await screenshot(page, `workflow-${theme}`);
 
   await page.keyboard.press('?');
   await page.waitForSelector('#help[open] dl.keys');

@@ -1,4 +1,4 @@
-// Keyboard shortcuts. Global ones (`g o`, `g j`, `g d`, `g q`, `g s`, `/`, `?`, `t`) work on
+// Keyboard shortcuts. Global ones (`g o`, `g j`, `g d`, `g q`, `g s`, `g w`, `/`, `?`, `t`) work on
 // every page; the open page adds its own with setPageKeys. Keys typed into a field are left
 // to the field (Escape leaves it). The help overlay (`?`) lists what is in force.
 
@@ -10,6 +10,7 @@ const GO = {
   d: ['#/dead', 'Dead letters'],
   q: ['#/queues', 'Queues'],
   s: ['#/schedules', 'Schedules'],
+  w: ['#/workflows', 'Workflows'],
 };
 
 let pageKeys = {};
@@ -94,6 +95,7 @@ export function renderHelp(list) {
     ['g d', 'Dead letters'],
     ['g q', 'Queues'],
     ['g s', 'Schedules'],
+    ['g w', 'Workflows'],
     ['/', 'Search jobs'],
     ['t', 'Switch theme (system, light, dark)'],
     ['?', 'This help'],

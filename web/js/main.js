@@ -12,6 +12,8 @@ import * as dead from './pages/dead.js';
 import * as queues from './pages/queues.js';
 import * as queue from './pages/queue.js';
 import * as schedules from './pages/schedules.js';
+import * as workflows from './pages/workflows.js';
+import * as workflow from './pages/workflow.js';
 
 // [pattern, page module, nav entry]; the first match wins.
 const ROUTES = [
@@ -22,6 +24,8 @@ const ROUTES = [
   [/^\/queues$/, queues, 'queues'],
   [/^\/queues\/([^/]+)$/, queue, 'queues'],
   [/^\/schedules$/, schedules, 'schedules'],
+  [/^\/workflows$/, workflows, 'workflows'],
+  [/^\/workflows\/([^/]+)$/, workflow, 'workflows'],
 ];
 
 const main = document.getElementById('main');

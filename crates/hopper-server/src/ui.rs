@@ -47,6 +47,8 @@ static ASSETS: &[(&str, &[u8])] = assets![
     "js/pages/queues.js",
     "js/pages/queue.js",
     "js/pages/schedules.js",
+    "js/pages/workflows.js",
+    "js/pages/workflow.js",
     "vendor/uPlot.iife.min.js",
     "vendor/uPlot.min.css",
     "vendor/uPlot.LICENSE",

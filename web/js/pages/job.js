@@ -1,10 +1,12 @@
 // One job: its fields, args, result and progress; every attempt with its error; the timeline
 // of its events; why it waits (GET /v1/jobs/{id}/explain) while it does; retry, cancel and
-// delete. Refreshes when the live stream reports a change of this job (at most twice a second).
+// delete. A step of a workflow run links back to its run and names its step (a finished step
+// is retried with its run, not alone). Refreshes when the live stream reports a change of this
+// job (at most twice a second).
 
 import { FINISHED, WAITING, del, get, post, seg } from '../api.js';
 import { confirmDialog, h, replace, stateBadge, throttle, toast } from '../dom.js';
-import { fmtDuration, fmtRel, fmtTime, prettyJson } from '../format.js';
+import { fmtDuration, fmtRel, fmtTime, prettyJson, shortId } from '../format.js';
 import { subscribe } from '../live.js';
 
 const RETRYABLE_FROM = ['dead', 'cancelled', 'completed', 'scheduled', 'retryable'];
@@ -94,15 +96,32 @@ export function mount(root, { args }) {
     return fact(label, iso ? h('time', { datetime: iso, title: fmtRel(iso) }, fmtTime(iso)) : null);
   }
 
+  /** For a workflow step: its run (a link back) and its step, with what it waits for. */
+  function workflowFacts(s, state) {
+    const deps = s.depends_on && s.depends_on.length ? s.depends_on.join(', ') : null;
+    let wait = null;
+    if (state === 'pending' && s.waiting_on > 0) wait = `waiting on ${s.waiting_on} of ${s.depends_on.length}`;
+    else if (s.upstream_failed) wait = 'cancelled: upstream failed';
+    return [
+      fact('Workflow run', h('a', { href: `#/workflows/${encodeURIComponent(s.workflow_id)}`, class: 'mono', id: 'job-workflow', title: s.workflow_id, text: shortId(s.workflow_id) })),
+      fact('Step', [h('span', { class: 'mono', id: 'job-step', text: s.step }), wait ? h('span', { class: 'muted', text: ` · ${wait}` }) : null]),
+      fact('After', deps, { class: 'mono', title: deps }),
+    ];
+  }
+
   function render(j, events, why) {
     title.textContent = j.kind;
     replace(badge, stateBadge(j.state), j.cancel_requested ? h('span', { class: 'badge warn', text: 'cancel requested' }) : null);
-    actions.retry.disabled = !RETRYABLE_FROM.includes(j.state);
+    // A finished step starts over only with its run (the server refuses it alone).
+    const finishedStep = j.workflow && FINISHED.includes(j.state);
+    actions.retry.disabled = !RETRYABLE_FROM.includes(j.state) || finishedStep;
+    actions.retry.title = finishedStep ? 'A finished workflow step is retried with its run' : '';
     actions.cancel.disabled = !CANCELLABLE_FROM.includes(j.state) || j.cancel_requested;
     actions.delete.disabled = !FINISHED.includes(j.state);
 
     replace(facts,
       fact('Id', j.id, { class: 'mono' }),
+      j.workflow ? workflowFacts(j.workflow, j.state) : null,
       fact('Queue', h('a', { href: `#/jobs?queue=${encodeURIComponent(j.queue)}`, text: j.queue })),
       fact('Priority', String(j.priority), { class: 'num' }),
       fact('Attempt', `${j.attempt} of ${j.max_attempts}`, { class: 'num' }),
