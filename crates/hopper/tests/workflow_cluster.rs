@@ -131,7 +131,9 @@ async fn a_fan_in_of_1000_fires_exactly_once_across_a_kill_of_the_embedded_serve
     fan_in_across_a_kill(live, move || {
         // SIGKILL, then a new process on the same data and address.
         server.kill9();
-        Server::start_at_bind(data.path(), &bind)
+        let restarted = Server::start_at_bind(data.path(), &bind);
+        // The data directory must outlive the new server: it goes back with it.
+        (restarted, data)
     })
     .await;
 }
