@@ -2,6 +2,8 @@
 // from the server goes in as a text node, so a job's args or an error message can never inject
 // markup.
 
+import { fmtRel, fmtTime } from './format.js';
+
 /**
  * Creates an element. `attrs` may hold `class`, `text`, `dataset` (object), `on` (event name →
  * listener), `style` is not supported on purpose (the page's policy forbids inline styles in
@@ -137,4 +139,14 @@ export function confirmDialog(title, message, confirmLabel = 'Confirm', danger =
 /** A state badge. */
 export function stateBadge(state) {
   return h('span', { class: `badge state-${state}`, text: state });
+}
+
+/** One `<dt>`/`<dd>` pair of a detail list; an empty value shows as a dash. */
+export function fact(label, value, attrs = {}) {
+  return [h('dt', { text: label }), h('dd', attrs, value === null || value === undefined || value === '' ? '—' : value)];
+}
+
+/** A fact holding a time: absolute, with the relative time as its tooltip. */
+export function timeFact(label, iso) {
+  return fact(label, iso ? h('time', { datetime: iso, title: fmtRel(iso) }, fmtTime(iso)) : null);
 }

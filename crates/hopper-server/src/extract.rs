@@ -96,6 +96,33 @@ impl QueryPairs {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The page a list asks for: `limit` (1..=`max`, `default` when absent) and `cursor` (the
+    /// previous page's `next_cursor`, an id), each named when bad.
+    pub fn page(&self, default: usize, max: usize) -> Result<(usize, Option<JobId>), ApiError> {
+        let limit = match self.single("limit")? {
+            None => default,
+            Some(l) => match l.parse::<usize>() {
+                Ok(n) if (1..=max).contains(&n) => n,
+                _ => {
+                    return Err(ApiError::invalid(
+                        "limit",
+                        format!("limit must be an integer between 1 and {max}"),
+                    ));
+                }
+            },
+        };
+        let cursor = match self.single("cursor")? {
+            None | Some("") => None,
+            Some(c) => Some(c.parse::<JobId>().map_err(|_| {
+                ApiError::invalid(
+                    "cursor",
+                    "cursor must be the next_cursor of a previous page",
+                )
+            })?),
+        };
+        Ok((limit, cursor))
+    }
+
     /// The value of a parameter given at most once.
     pub fn single(&self, key: &str) -> Result<Option<&str>, ApiError> {
         let mut it = self.all(key);

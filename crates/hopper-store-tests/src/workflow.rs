@@ -533,33 +533,20 @@ pub async fn workflow_concurrent_fan_in_fires_exactly_once(h: &dyn Harness) {
         let chunk: Vec<Job> = chunk.to_vec();
         tasks.push(tokio::spawn(async move {
             for j in chunk {
-                let out = store
-                    .job_ack_many(vec![JobAck {
-                        job: job_ref(j.id),
-                        lease_token: j.lease_token.clone().expect("token").0,
-                        outcome: AckOutcome::Completed { result: None },
-                    }])
-                    .await;
-                // Contention may make a backend answer `Unavailable`: a worker retries.
-                match out {
-                    Ok(mut r) => {
-                        r.pop().expect("one result").expect("completed");
+                let ack = JobAck {
+                    job: job_ref(j.id),
+                    lease_token: j.lease_token.clone().expect("token").0,
+                    outcome: AckOutcome::Completed { result: None },
+                };
+                // Contention may make a backend answer `Unavailable`: a worker retries once.
+                let mut retried = false;
+                let mut results = loop {
+                    match store.job_ack_many(vec![ack.clone()]).await {
+                        Err(hopper_store::StoreError::Unavailable(_)) if !retried => retried = true,
+                        other => break other.expect("ack"),
                     }
-                    Err(hopper_store::StoreError::Unavailable(_)) => {
-                        store
-                            .job_ack_many(vec![JobAck {
-                                job: job_ref(j.id),
-                                lease_token: j.lease_token.clone().expect("token").0,
-                                outcome: AckOutcome::Completed { result: None },
-                            }])
-                            .await
-                            .expect("retried ack")
-                            .pop()
-                            .expect("one result")
-                            .expect("completed");
-                    }
-                    Err(e) => panic!("ack: {e:?}"),
-                }
+                };
+                results.pop().expect("one result").expect("completed");
             }
         }));
     }

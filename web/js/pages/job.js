@@ -5,7 +5,7 @@
 // job (at most twice a second).
 
 import { FINISHED, WAITING, del, get, post, seg } from '../api.js';
-import { confirmDialog, h, replace, stateBadge, throttle, toast } from '../dom.js';
+import { confirmDialog, fact, h, replace, stateBadge, throttle, timeFact, toast } from '../dom.js';
 import { fmtDuration, fmtRel, fmtTime, prettyJson, shortId } from '../format.js';
 import { subscribe } from '../live.js';
 
@@ -86,14 +86,6 @@ export function mount(root, { args }) {
         load();
       }
     }
-  }
-
-  function fact(label, value, attrs = {}) {
-    return [h('dt', { text: label }), h('dd', attrs, value === null || value === undefined || value === '' ? '—' : value)];
-  }
-
-  function timeFact(label, iso) {
-    return fact(label, iso ? h('time', { datetime: iso, title: fmtRel(iso) }, fmtTime(iso)) : null);
   }
 
   /** For a workflow step: its run (a link back) and its step, with what it waits for. */

@@ -5,8 +5,8 @@
 // second), and every 5 s while the run is running (which also finds steps added to it).
 
 import { get, post, seg } from '../api.js';
-import { confirmDialog, h, replace, setText, stateBadge, throttle, toast } from '../dom.js';
-import { fmtNum, fmtRel, fmtTime } from '../format.js';
+import { confirmDialog, fact, h, replace, setText, stateBadge, throttle, timeFact, toast } from '../dom.js';
+import { fmtNum } from '../format.js';
 import { subscribe } from '../live.js';
 import { runLabel } from './workflows.js';
 
@@ -117,14 +117,6 @@ export function mount(root, { args }) {
         load();
       }
     }
-  }
-
-  function fact(label, value, attrs = {}) {
-    return [h('dt', { text: label }), h('dd', attrs, value === null || value === undefined || value === '' ? '—' : value)];
-  }
-
-  function timeFact(label, iso) {
-    return fact(label, iso ? h('time', { datetime: iso, title: fmtRel(iso) }, fmtTime(iso)) : null);
   }
 
   function render(w, allSteps) {

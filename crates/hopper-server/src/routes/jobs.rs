@@ -21,7 +21,7 @@ const ACTOR: &str = "api";
 
 /// Most jobs in one batch enqueue.
 pub const MAX_BATCH: usize = 1000;
-/// Largest page of `GET /v1/jobs`.
+/// Largest page of a list (`GET /v1/jobs`, `GET /v1/workflows`).
 pub const MAX_PAGE: usize = 500;
 /// Page size when `limit` is absent.
 pub const DEFAULT_PAGE: usize = 50;
@@ -278,27 +278,7 @@ fn list_params(query: &QueryPairs) -> Result<JobListParams, ApiError> {
             states.push(st);
         }
     }
-    let limit = match query.single("limit")? {
-        None => DEFAULT_PAGE,
-        Some(l) => match l.parse::<usize>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-            _ => {
-                return Err(ApiError::invalid(
-                    "limit",
-                    format!("limit must be an integer between 1 and {MAX_PAGE}"),
-                ));
-            }
-        },
-    };
-    let before = match query.single("cursor")? {
-        None | Some("") => None,
-        Some(c) => Some(c.parse::<JobId>().map_err(|_| {
-            ApiError::invalid(
-                "cursor",
-                "cursor must be the next_cursor of a previous page",
-            )
-        })?),
-    };
+    let (limit, before) = query.page(DEFAULT_PAGE, MAX_PAGE)?;
     let text = |key: &str| -> Result<Option<String>, ApiError> {
         Ok(query
             .single(key)?

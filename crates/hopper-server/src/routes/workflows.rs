@@ -15,15 +15,11 @@ use serde::{Deserialize, Serialize};
 use crate::body::{JsonBody, OptionalJsonBody};
 use crate::error::{ApiError, ErrorBody, json_response};
 use crate::extract::{QueryPairs, WorkflowIdPath};
-use crate::routes::jobs::EmptyBody;
+use crate::routes::jobs::{DEFAULT_PAGE, EmptyBody, MAX_PAGE};
 use crate::state::AppState;
 
 /// Recorded as the actor of changes made through these endpoints.
 const ACTOR: &str = "api";
-/// Runs per page when `limit` is not given.
-const DEFAULT_PAGE: usize = 50;
-/// Most runs per page.
-const MAX_PAGE: usize = 500;
 /// Longest run label.
 const MAX_NAME_CHARS: usize = 200;
 
@@ -143,27 +139,7 @@ pub async fn list_workflows(
             )
         })?),
     };
-    let limit = match query.single("limit")? {
-        None => DEFAULT_PAGE,
-        Some(l) => match l.parse::<usize>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-            _ => {
-                return Err(ApiError::invalid(
-                    "limit",
-                    format!("limit must be an integer between 1 and {MAX_PAGE}"),
-                ));
-            }
-        },
-    };
-    let before = match query.single("cursor")? {
-        None | Some("") => None,
-        Some(c) => Some(c.parse::<WorkflowId>().map_err(|_| {
-            ApiError::invalid(
-                "cursor",
-                "cursor must be the next_cursor of a previous page",
-            )
-        })?),
-    };
+    let (limit, before) = query.page(DEFAULT_PAGE, MAX_PAGE)?;
     let workflows = st
         .store()
         .workflow_list(&WorkflowListParams {
