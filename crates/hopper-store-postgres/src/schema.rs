@@ -281,6 +281,65 @@ CREATE INDEX workflow_backfills_unfinished ON hopper.workflow_backfills (id)
     WHERE finished_at IS NULL;
 "#,
     ),
+    (
+        8,
+        r#"
+-- JSON columns are `text`, as the job bodies are, not `jsonb`: jsonb refuses strings holding
+-- U+0000, so an audit entry whose details carry one would fail here and pass on the embedded
+-- store; and nothing queries inside them.
+
+-- API keys. Never the secret: only its SHA-256 (`secret_hash`, 32 bytes), so a copy of the
+-- database hands out no usable key. `namespaces` is a JSON array of names (`["*"]` for all).
+CREATE TABLE hopper.api_keys (
+    id               text PRIMARY KEY,
+    name             text NOT NULL,
+    role             text NOT NULL,
+    namespaces       text NOT NULL,
+    created_at       bigint NOT NULL,
+    created_by       text NOT NULL,
+    expires_at       bigint,
+    revoked_at       bigint,
+    rate_limit_per_s bigint,
+    secret_hash      bytea NOT NULL CHECK (octet_length(secret_hash) = 32)
+);
+
+-- Namespaces with quotas (others exist implicitly, without limits).
+CREATE TABLE hopper.namespaces (
+    name             text PRIMARY KEY,
+    max_waiting_jobs bigint,
+    enqueue_per_s    bigint,
+    updated_at       bigint NOT NULL
+);
+
+-- The audit log, read newest first. `namespace` is '' for actions outside any; `details` is
+-- JSON. An identity hands out increasing numbers; like job_events, concurrent transactions
+-- may commit them out of order, which a newest-first listing tolerates.
+CREATE TABLE hopper.audit_log (
+    seq       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at        bigint NOT NULL,
+    actor     text NOT NULL,
+    action    text NOT NULL,
+    namespace text NOT NULL,
+    target    text NOT NULL,
+    details   text NOT NULL
+);
+-- Listing one tenant's entries newest first (the whole log walks the primary key backwards).
+CREATE INDEX audit_log_by_namespace ON hopper.audit_log (namespace, seq DESC);
+
+-- Webhook subscriptions. `events` is a JSON array of job states; `cursor` is the last
+-- event-log seq dispatched, moved only by compare-and-set (see ops/webhooks.rs).
+CREATE TABLE hopper.webhooks (
+    id         text PRIMARY KEY,
+    namespace  text NOT NULL,
+    url        text NOT NULL,
+    events     text NOT NULL,
+    secret     text NOT NULL,
+    created_at bigint NOT NULL,
+    cursor     bigint NOT NULL
+);
+CREATE INDEX webhooks_by_namespace ON hopper.webhooks (namespace, id COLLATE "C");
+"#,
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hopper_store::*;
+use hopper_types::api_key::{ApiKey, StoredApiKey};
+use hopper_types::audit::{AuditEntry, NewAuditEntry};
+use hopper_types::namespace::NamespaceSettings;
+use hopper_types::webhook::Webhook;
 use hopper_types::workflow_definition::{Backfill, WorkflowDefinition};
 use hopper_types::workflow_run::{Workflow, WorkflowId};
 use hopper_types::{Clock, Job, JobEvent, JobId, JobState, QueueConfig, Timestamp};
@@ -417,7 +421,7 @@ impl Store for PgStore {
 
     async fn workers_seen_list(
         &self,
-        namespace: &str,
+        namespace: Option<&str>,
         since: Timestamp,
     ) -> Result<Vec<WorkerSeen>, StoreError> {
         ops::workers_seen::list(&mut *self.conn().await?, namespace, since).await
@@ -751,6 +755,97 @@ impl Store for PgStore {
             ops::workflow_definition::backfill_finish(&mut tx, id, at).await
         );
         tx.commit().await.map_err(db_error)
+    }
+
+    // Security: API keys, namespace quotas, the audit log, webhooks. Every write that records
+    // an audit entry appends it in its own transaction, so both commit or neither.
+
+    async fn api_key_insert(
+        &self,
+        key: StoredApiKey,
+        audit: NewAuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        or_abort!(tx, ops::api_keys::insert(&mut tx, key, audit).await);
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn api_key_list(&self) -> Result<Vec<StoredApiKey>, StoreError> {
+        ops::api_keys::list(&mut *self.conn().await?).await
+    }
+
+    async fn api_key_revoke(
+        &self,
+        id: &str,
+        at: Timestamp,
+        audit: NewAuditEntry,
+    ) -> Result<ApiKey, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let key = or_abort!(tx, ops::api_keys::revoke(&mut tx, id, at, audit).await);
+        tx.commit().await.map_err(db_error)?;
+        Ok(key)
+    }
+
+    async fn namespace_put(
+        &self,
+        settings: NamespaceSettings,
+        audit: NewAuditEntry,
+    ) -> Result<NamespaceSettings, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let stored = or_abort!(tx, ops::namespaces::put(&mut tx, settings, audit).await);
+        tx.commit().await.map_err(db_error)?;
+        Ok(stored)
+    }
+
+    async fn namespace_list(&self) -> Result<Vec<NamespaceSettings>, StoreError> {
+        ops::namespaces::list(&mut *self.conn().await?).await
+    }
+
+    async fn audit_append(&self, entry: NewAuditEntry) -> Result<AuditEntry, StoreError> {
+        ops::audit::append(&mut *self.conn().await?, entry).await
+    }
+
+    async fn audit_list(
+        &self,
+        namespaces: Option<&[String]>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        ops::audit::list(&mut *self.conn().await?, namespaces, before, limit).await
+    }
+
+    async fn webhook_insert(&self, hook: Webhook, audit: NewAuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        or_abort!(tx, ops::webhooks::insert(&mut tx, hook, audit).await);
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn webhook_list(&self, namespace: Option<&str>) -> Result<Vec<Webhook>, StoreError> {
+        ops::webhooks::list(&mut *self.conn().await?, namespace).await
+    }
+
+    async fn webhook_delete(
+        &self,
+        namespace: &str,
+        id: &str,
+        audit: NewAuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        or_abort!(
+            tx,
+            ops::webhooks::delete(&mut tx, namespace, id, audit).await
+        );
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn webhook_advance(
+        &self,
+        id: &str,
+        expected: i64,
+        next: i64,
+    ) -> Result<bool, StoreError> {
+        // One statement: its own transaction, and the row lock makes it a compare-and-set.
+        ops::webhooks::advance(&mut *self.conn().await?, id, expected, next).await
     }
 }
 

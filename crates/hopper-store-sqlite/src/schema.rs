@@ -258,6 +258,61 @@ CREATE TABLE workflow_backfills (
 CREATE INDEX workflow_backfills_unfinished ON workflow_backfills (id) WHERE finished_at IS NULL;
 "#,
     ),
+    (
+        9,
+        r#"
+-- API keys. Never the secret: only its SHA-256 (`secret_hash`, 32 bytes), so a copy of the
+-- database hands out no usable key. `namespaces` is a JSON array of names (`["*"]` for all).
+CREATE TABLE api_keys (
+    id               TEXT PRIMARY KEY,
+    name             TEXT NOT NULL,
+    role             TEXT NOT NULL,
+    namespaces       TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    created_by       TEXT NOT NULL,
+    expires_at       INTEGER,
+    revoked_at       INTEGER,
+    rate_limit_per_s INTEGER,
+    secret_hash      BLOB NOT NULL CHECK (length(secret_hash) = 32)
+);
+
+-- Namespaces with quotas (others exist implicitly, without limits).
+CREATE TABLE namespaces (
+    name             TEXT PRIMARY KEY,
+    max_waiting_jobs INTEGER,
+    enqueue_per_s    INTEGER,
+    updated_at       INTEGER NOT NULL
+);
+
+-- The audit log, read newest first. AUTOINCREMENT, as for job_events: a seq handed out is
+-- never handed out again, so a client paging with `before` never sees an entry twice.
+-- `namespace` is '' for actions outside any; `details` is JSON.
+CREATE TABLE audit_log (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at        INTEGER NOT NULL,
+    actor     TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    target    TEXT NOT NULL,
+    details   TEXT NOT NULL
+);
+-- Listing one tenant's entries newest first (the whole log walks the rowid backwards).
+CREATE INDEX audit_log_by_namespace ON audit_log (namespace, seq DESC);
+
+-- Webhook subscriptions. `events` is a JSON array of job states; `cursor` is the last
+-- event-log seq dispatched, moved only by compare-and-set.
+CREATE TABLE webhooks (
+    id         TEXT PRIMARY KEY,
+    namespace  TEXT NOT NULL,
+    url        TEXT NOT NULL,
+    events     TEXT NOT NULL,
+    secret     TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    cursor     INTEGER NOT NULL
+);
+CREATE INDEX webhooks_by_namespace ON webhooks (namespace, id);
+"#,
+    ),
 ];
 
 /// Applies every migration newer than the database's version.
@@ -328,6 +383,6 @@ mod tests {
             .query_row("SELECT count(*) FROM queues", [], |r| r.get(0))
             .unwrap();
         assert_eq!((leases, queues), (0, 1));
-        assert_eq!(latest_version(), 8);
+        assert_eq!(latest_version(), 9);
     }
 }

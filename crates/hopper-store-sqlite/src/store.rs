@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hopper_store::*;
+use hopper_types::api_key::{ApiKey, StoredApiKey};
+use hopper_types::audit::{AuditEntry, NewAuditEntry};
+use hopper_types::namespace::NamespaceSettings;
+use hopper_types::webhook::Webhook;
 use hopper_types::workflow_definition::{Backfill, WorkflowDefinition};
 use hopper_types::{Clock, Job, JobEvent, JobId, JobState, QueueConfig, Timestamp};
 use rusqlite::Connection;
@@ -366,12 +370,12 @@ impl Store for SqliteStore {
 
     async fn workers_seen_list(
         &self,
-        namespace: &str,
+        namespace: Option<&str>,
         since: Timestamp,
     ) -> Result<Vec<WorkerSeen>, StoreError> {
-        let namespace = namespace.to_string();
+        let namespace = namespace.map(str::to_string);
         self.readers
-            .run(move |c| ops::workers_seen::list(c, &namespace, since))
+            .run(move |c| ops::workers_seen::list(c, namespace.as_deref(), since))
             .await
     }
 
@@ -682,6 +686,97 @@ impl Store for SqliteStore {
     async fn backfill_finish(&self, id: &JobId, at: Timestamp) -> Result<(), StoreError> {
         let id = *id;
         self.write(move |ctx| ops::workflow_definition::backfill_finish(ctx, &id, at))
+            .await
+    }
+
+    // Security: API keys, namespace quotas, the audit log, webhooks. Every write that records
+    // an audit entry appends it inside its own writer command, so both commit or neither.
+
+    async fn api_key_insert(
+        &self,
+        key: StoredApiKey,
+        audit: NewAuditEntry,
+    ) -> Result<(), StoreError> {
+        self.write(move |ctx| ops::api_keys::insert(ctx, key, audit))
+            .await
+    }
+
+    async fn api_key_list(&self) -> Result<Vec<StoredApiKey>, StoreError> {
+        self.readers.run(ops::api_keys::list).await
+    }
+
+    async fn api_key_revoke(
+        &self,
+        id: &str,
+        at: Timestamp,
+        audit: NewAuditEntry,
+    ) -> Result<ApiKey, StoreError> {
+        let id = id.to_string();
+        self.write(move |ctx| ops::api_keys::revoke(ctx, &id, at, audit))
+            .await
+    }
+
+    async fn namespace_put(
+        &self,
+        settings: NamespaceSettings,
+        audit: NewAuditEntry,
+    ) -> Result<NamespaceSettings, StoreError> {
+        self.write(move |ctx| ops::namespaces::put(ctx, settings, audit))
+            .await
+    }
+
+    async fn namespace_list(&self) -> Result<Vec<NamespaceSettings>, StoreError> {
+        self.readers.run(ops::namespaces::list).await
+    }
+
+    async fn audit_append(&self, entry: NewAuditEntry) -> Result<AuditEntry, StoreError> {
+        self.write(move |ctx| ops::audit::append(ctx.conn, entry))
+            .await
+    }
+
+    async fn audit_list(
+        &self,
+        namespaces: Option<&[String]>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let namespaces = namespaces.map(<[String]>::to_vec);
+        self.readers
+            .run(move |c| ops::audit::list(c, namespaces.as_deref(), before, limit))
+            .await
+    }
+
+    async fn webhook_insert(&self, hook: Webhook, audit: NewAuditEntry) -> Result<(), StoreError> {
+        self.write(move |ctx| ops::webhooks::insert(ctx, hook, audit))
+            .await
+    }
+
+    async fn webhook_list(&self, namespace: Option<&str>) -> Result<Vec<Webhook>, StoreError> {
+        let ns = namespace.map(str::to_string);
+        self.readers
+            .run(move |c| ops::webhooks::list(c, ns.as_deref()))
+            .await
+    }
+
+    async fn webhook_delete(
+        &self,
+        namespace: &str,
+        id: &str,
+        audit: NewAuditEntry,
+    ) -> Result<(), StoreError> {
+        let (ns, id) = (namespace.to_string(), id.to_string());
+        self.write(move |ctx| ops::webhooks::delete(ctx, &ns, &id, audit))
+            .await
+    }
+
+    async fn webhook_advance(
+        &self,
+        id: &str,
+        expected: i64,
+        next: i64,
+    ) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.write(move |ctx| ops::webhooks::advance(ctx, &id, expected, next))
             .await
     }
 }

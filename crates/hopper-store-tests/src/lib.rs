@@ -42,6 +42,7 @@
 //! - [`workers_seen`]: the workers every node saw, shared through the store.
 //! - [`workflow`]: workflow runs, their steps' dependencies, failure policies, fan-in.
 //! - [`workflow_definition`]: definitions, their cron fire times, runs per logical date, backfills.
+//! - [`security`]: API keys (never their secrets), namespace quotas, the audit log, webhooks.
 
 pub mod concurrency;
 pub mod durability;
@@ -57,6 +58,7 @@ pub mod leadership;
 pub mod maintenance;
 pub mod queue;
 pub mod schedule;
+pub mod security;
 pub mod signals;
 pub mod support;
 pub mod workers_seen;
@@ -310,6 +312,18 @@ macro_rules! conformance_suite {
                 concurrent_inserts_of_one_logical_date_make_one_run,
                 backfill_create_is_idempotent_and_finishes,
             ],
+            security: [
+                api_key_insert_and_list_round_trip,
+                api_key_revoke_keeps_the_first_time,
+                the_store_never_holds_a_usable_key,
+                namespace_put_replaces_and_lists_by_name,
+                audit_append_numbers_increase_and_list_is_newest_first,
+                audit_list_pages_with_before_and_limit,
+                audit_list_filters_by_namespace,
+                webhook_insert_list_and_delete_by_namespace,
+                webhook_advance_is_a_compare_and_set,
+                concurrent_webhook_advances_from_one_cursor_move_it_once,
+            ],
         }
     };
 }
@@ -361,6 +375,7 @@ mod self_check {
             "workflow_definition",
             include_str!("workflow_definition.rs"),
         ),
+        ("security", include_str!("security.rs")),
     ];
 
     fn defined(source: &str) -> Vec<String> {

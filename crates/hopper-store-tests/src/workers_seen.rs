@@ -31,7 +31,7 @@ pub async fn workers_seen_are_listed_per_namespace_since_a_time(h: &dyn Harness)
     ])
     .await
     .expect("record");
-    let all = s.workers_seen_list(NS, T0).await.expect("list");
+    let all = s.workers_seen_list(Some(NS), T0).await.expect("list");
     assert_eq!(
         all,
         vec![
@@ -40,7 +40,7 @@ pub async fn workers_seen_are_listed_per_namespace_since_a_time(h: &dyn Harness)
         ]
     );
     let recent = s
-        .workers_seen_list(NS, T0.plus_ms(1_500))
+        .workers_seen_list(Some(NS), T0.plus_ms(1_500))
         .await
         .expect("list");
     assert_eq!(
@@ -51,8 +51,20 @@ pub async fn workers_seen_are_listed_per_namespace_since_a_time(h: &dyn Harness)
         vec!["w2"]
     );
     assert_eq!(
-        s.workers_seen_list("other", T0).await.expect("list").len(),
+        s.workers_seen_list(Some("other"), T0)
+            .await
+            .expect("list")
+            .len(),
         1
+    );
+    let every = s.workers_seen_list(None, T0).await.expect("list");
+    assert_eq!(
+        every
+            .iter()
+            .map(|w| (w.namespace.as_str(), w.worker_id.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(NS, "w1"), (NS, "w2"), ("other", "w3")],
+        "every namespace, by namespace then id"
     );
     s.workers_seen_record(Vec::new())
         .await
@@ -70,7 +82,7 @@ pub async fn a_later_sighting_wins_whatever_the_order_of_writes(h: &dyn Harness)
         .await
         .expect("record");
     assert_eq!(
-        s.workers_seen_list(NS, T0).await.expect("list"),
+        s.workers_seen_list(Some(NS), T0).await.expect("list"),
         vec![seen(NS, "w", &["a"], T0.plus_ms(5_000), "n1")],
         "the older sighting changed nothing"
     );
@@ -78,7 +90,7 @@ pub async fn a_later_sighting_wins_whatever_the_order_of_writes(h: &dyn Harness)
         .await
         .expect("record");
     assert_eq!(
-        s.workers_seen_list(NS, T0).await.expect("list"),
+        s.workers_seen_list(Some(NS), T0).await.expect("list"),
         vec![seen(NS, "w", &["c"], T0.plus_ms(6_000), "n2")]
     );
 }
@@ -94,7 +106,7 @@ pub async fn workers_seen_prune_forgets_the_old_ones(h: &dyn Harness) {
     .await
     .expect("record");
     assert_eq!(s.workers_seen_prune(T0.plus_ms(1)).await.expect("prune"), 1);
-    let left = s.workers_seen_list(NS, T0).await.expect("list");
+    let left = s.workers_seen_list(Some(NS), T0).await.expect("list");
     assert_eq!(
         left.iter()
             .map(|w| w.worker_id.as_str())

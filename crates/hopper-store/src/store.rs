@@ -147,10 +147,11 @@ pub trait Store: Send + Sync + 'static {
     /// seen later (an older sighting from a slower node changes nothing).
     async fn workers_seen_record(&self, seen: Vec<WorkerSeen>) -> Result<(), StoreError>;
 
-    /// Workers of `namespace` seen at or after `since`, by id.
+    /// Workers of `namespace` (of every namespace when none) seen at or after `since`, by
+    /// namespace then id.
     async fn workers_seen_list(
         &self,
-        namespace: &str,
+        namespace: Option<&str>,
         since: Timestamp,
     ) -> Result<Vec<WorkerSeen>, StoreError>;
 
@@ -412,4 +413,82 @@ pub trait Store: Send + Sync + 'static {
 
     /// Marks a backfill finished at `at` (every date has its run).
     async fn backfill_finish(&self, id: &JobId, at: Timestamp) -> Result<(), StoreError>;
+
+    // Security: API keys, namespace quotas, the audit log, webhooks.
+
+    /// Stores a new key (only its digest) and appends `audit`, atomically;
+    /// [`StoreError::AlreadyExists`] when a key of that id exists.
+    async fn api_key_insert(
+        &self,
+        key: hopper_types::api_key::StoredApiKey,
+        audit: hopper_types::audit::NewAuditEntry,
+    ) -> Result<(), StoreError>;
+
+    /// Every key ever created, revoked ones included, by creation time then id.
+    async fn api_key_list(&self) -> Result<Vec<hopper_types::api_key::StoredApiKey>, StoreError>;
+
+    /// Revokes a key at `at` (a key already revoked keeps its first time) and appends `audit`,
+    /// atomically; answers the key. [`StoreError::NotFound`] when unknown.
+    async fn api_key_revoke(
+        &self,
+        id: &str,
+        at: Timestamp,
+        audit: hopper_types::audit::NewAuditEntry,
+    ) -> Result<hopper_types::api_key::ApiKey, StoreError>;
+
+    /// Creates or replaces a namespace's quotas and appends `audit`, atomically.
+    async fn namespace_put(
+        &self,
+        settings: hopper_types::namespace::NamespaceSettings,
+        audit: hopper_types::audit::NewAuditEntry,
+    ) -> Result<hopper_types::namespace::NamespaceSettings, StoreError>;
+
+    /// Every namespace with stored quotas, by name.
+    async fn namespace_list(
+        &self,
+    ) -> Result<Vec<hopper_types::namespace::NamespaceSettings>, StoreError>;
+
+    /// Appends an entry to the audit log; answers it numbered.
+    async fn audit_append(
+        &self,
+        entry: hopper_types::audit::NewAuditEntry,
+    ) -> Result<hopper_types::audit::AuditEntry, StoreError>;
+
+    /// Audit entries newest first (by `seq`), at most `limit`, only of `namespaces` when given
+    /// (entries outside any namespace only when that list contains `""`), only before seq
+    /// `before` when given.
+    async fn audit_list(
+        &self,
+        namespaces: Option<&[String]>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<hopper_types::audit::AuditEntry>, StoreError>;
+
+    /// Stores a webhook subscription and appends `audit`, atomically;
+    /// [`StoreError::AlreadyExists`] when its id exists.
+    async fn webhook_insert(
+        &self,
+        hook: hopper_types::webhook::Webhook,
+        audit: hopper_types::audit::NewAuditEntry,
+    ) -> Result<(), StoreError>;
+
+    /// Webhooks of `namespace` (of every namespace when none), by id.
+    async fn webhook_list(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<Vec<hopper_types::webhook::Webhook>, StoreError>;
+
+    /// Deletes a webhook of `namespace` and appends `audit`, atomically;
+    /// [`StoreError::NotFound`] when the namespace has no webhook of that id.
+    async fn webhook_delete(
+        &self,
+        namespace: &str,
+        id: &str,
+        audit: hopper_types::audit::NewAuditEntry,
+    ) -> Result<(), StoreError>;
+
+    /// Moves a webhook's cursor from `expected` to `next` if it is still `expected`; answers
+    /// whether it moved (false also when the webhook is gone).
+    async fn webhook_advance(&self, id: &str, expected: i64, next: i64)
+    -> Result<bool, StoreError>;
 }

@@ -6,6 +6,10 @@
 //!
 //! Layout:
 //! - [`time`]: millisecond timestamps and the injectable [`Clock`].
+//! - [`api_key`]: API keys, roles, their wire format and hashing.
+//! - [`namespace`]: namespace names and quotas.
+//! - [`audit`]: audit log entries.
+//! - [`webhook`]: webhook subscriptions and delivery signatures.
 //! - [`id`]: job ids (UUIDv7) and lease tokens.
 //! - [`state`]: [`JobState`] and what moves jobs in and out of each state.
 //! - [`backoff`]: retry delay policies.
@@ -20,17 +24,21 @@
 //! - [`workflow_definition`]: named definitions (templates with parameters), triggers, backfills.
 //! - [`workflow_run`]: a stored run, its state machine, and what its steps carry.
 
+pub mod api_key;
+pub mod audit;
 pub mod backoff;
 pub mod cron;
 pub mod id;
 pub mod job;
 pub mod lifecycle;
+pub mod namespace;
 pub mod new_job;
 pub mod queue_config;
 pub mod schedule;
 pub mod state;
 pub mod stream_event;
 pub mod time;
+pub mod webhook;
 pub mod workflow;
 pub mod workflow_definition;
 pub mod workflow_run;
@@ -46,5 +54,5 @@ pub use state::JobState;
 pub use stream_event::StreamEvent;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 
-/// The namespace every job belongs to until tenancy arrives.
+/// The namespace of a request that names none.
 pub const DEFAULT_NAMESPACE: &str = "default";

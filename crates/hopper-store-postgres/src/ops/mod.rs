@@ -8,6 +8,8 @@
 //! children and, last, the runs' rows (see [`workflow`]).
 
 pub(crate) mod admin;
+pub(crate) mod api_keys;
+pub(crate) mod audit;
 pub(crate) mod explain;
 pub(crate) mod export;
 pub(crate) mod feed;
@@ -16,10 +18,12 @@ pub(crate) mod insert;
 pub(crate) mod leader;
 pub(crate) mod lease;
 pub(crate) mod maintenance;
+pub(crate) mod namespaces;
 pub(crate) mod outcome;
 pub(crate) mod queue;
 pub(crate) mod read;
 pub(crate) mod schedule;
+pub(crate) mod webhooks;
 pub(crate) mod workers_seen;
 pub(crate) mod workflow;
 pub(crate) mod workflow_definition;

@@ -48,12 +48,13 @@ pub(crate) async fn record(conn: &mut PgConnection, seen: &[WorkerSeen]) -> Resu
 
 pub(crate) async fn list(
     conn: &mut PgConnection,
-    namespace: &str,
+    namespace: Option<&str>,
     since: Timestamp,
 ) -> Result<Vec<WorkerSeen>, StoreError> {
     let rows = sqlx::query(
         "SELECT namespace, worker_id, queues, last_seen_at, node FROM hopper.workers_seen
-         WHERE namespace = $1 AND last_seen_at >= $2 ORDER BY worker_id",
+         WHERE ($1::text IS NULL OR namespace = $1) AND last_seen_at >= $2
+         ORDER BY namespace COLLATE \"C\", worker_id COLLATE \"C\"",
     )
     .bind(namespace)
     .bind(since.as_millis())

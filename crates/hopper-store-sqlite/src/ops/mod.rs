@@ -3,6 +3,8 @@
 //! State changes themselves are computed by `hopper_types::lifecycle`.
 
 pub(crate) mod admin;
+pub(crate) mod api_keys;
+pub(crate) mod audit;
 pub(crate) mod explain;
 pub(crate) mod export;
 pub(crate) mod feed;
@@ -12,10 +14,12 @@ pub(crate) mod insert;
 pub(crate) mod leader;
 pub(crate) mod lease;
 pub(crate) mod maintenance;
+pub(crate) mod namespaces;
 pub(crate) mod outcome;
 pub(crate) mod queue;
 pub(crate) mod read;
 pub(crate) mod schedule;
+pub(crate) mod webhooks;
 pub(crate) mod workers_seen;
 pub(crate) mod workflow;
 pub(crate) mod workflow_definition;

@@ -37,13 +37,14 @@ pub(crate) fn record(ctx: &mut WriteCtx<'_>, seen: &[WorkerSeen]) -> Result<(), 
 
 pub(crate) fn list(
     conn: &Connection,
-    namespace: &str,
+    namespace: Option<&str>,
     since: Timestamp,
 ) -> Result<Vec<WorkerSeen>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT namespace, worker_id, queues, last_seen_at, node FROM workers_seen
-             WHERE namespace = ?1 AND last_seen_at >= ?2 ORDER BY worker_id",
+             WHERE (?1 IS NULL OR namespace = ?1) AND last_seen_at >= ?2
+             ORDER BY namespace, worker_id",
         )
         .map_err(sql_error)?;
     let rows = stmt
