@@ -52,6 +52,29 @@ pub struct MaintenanceConfig {
     pub leadership: LeadershipConfig,
 }
 
+/// Authentication settings.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// How long a node trusts its cached copy of the keys and namespace quotas (1 s): how
+    /// soon a key revoked through another node is refused here.
+    pub cache_ms: u64,
+    /// How long a UI session lasts (12 hours).
+    pub session_ttl_s: u64,
+    /// Whether clients reach the server over TLS (session cookies are then `Secure`); set by
+    /// [`crate::serve`] when it serves TLS itself, or by hand behind a TLS-terminating proxy.
+    pub tls: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            cache_ms: 1_000,
+            session_ttl_s: 12 * 3_600,
+            tls: false,
+        }
+    }
+}
+
 /// Everything [`crate::serve`] and [`crate::app`] need besides the store and the socket.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -81,6 +104,13 @@ pub struct ServerConfig {
     pub maintenance: MaintenanceConfig,
     /// The live event stream: history size, read interval, keep-alives.
     pub events: EventsConfig,
+    /// Keys, sessions.
+    pub auth: AuthConfig,
+    /// Serve HTTPS with this rustls configuration (see [`crate::tls::load`]); plain HTTP when
+    /// absent.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Webhook dispatch and delivery.
+    pub webhooks: crate::webhooks::WebhookConfig,
     /// This node's name among nodes sharing a store (in leader election and logs); a fresh
     /// unique name by default.
     pub node_id: String,
@@ -99,6 +129,9 @@ impl Default for ServerConfig {
             worker_sync_ms: 2_000,
             maintenance: MaintenanceConfig::default(),
             events: EventsConfig::default(),
+            auth: AuthConfig::default(),
+            tls: None,
+            webhooks: crate::webhooks::WebhookConfig::default(),
             node_id: format!("node-{}", uuid::Uuid::now_v7().simple()),
         }
     }

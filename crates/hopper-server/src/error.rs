@@ -16,11 +16,14 @@ use serde::Serialize;
 /// Why the server could not start or stopped uncleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// Binding a non-loopback address needs `insecure` while the API has no authentication.
+    /// Binding a non-loopback address needs `insecure` while the store holds no API key.
     #[error(
-        "refusing to serve on {0}: without API keys only loopback addresses are allowed (use --insecure to override)"
+        "refusing to serve on {0}: without API keys only loopback addresses are allowed (create an admin key first, or use --insecure to override)"
     )]
     NotLoopback(SocketAddr),
+    /// The store could not be read at start.
+    #[error("reading the store failed: {0}")]
+    Store(StoreError),
     /// A setting is out of range.
     #[error("invalid server configuration: {0}")]
     Config(String),
@@ -38,7 +41,10 @@ pub enum ServerError {
 pub enum ErrorCode {
     /// 400: malformed, wrong type, out of range.
     InvalidArgument,
-    /// 403: the call is not allowed (here: a cross-origin browser request).
+    /// 401: no key, or a bad, revoked or expired one, while the server has keys.
+    Unauthenticated,
+    /// 403: the key's role does not allow the call (or a cross-origin browser request, or a
+    /// missing CSRF token).
     PermissionDenied,
     /// 404: unknown job or route.
     NotFound,
@@ -52,6 +58,8 @@ pub enum ErrorCode {
     IdempotencyConflict,
     /// 413: body or field over its limit.
     TooLarge,
+    /// 429: a rate limit or quota; the answer's `Retry-After` says when to try again.
+    RateLimited,
     /// 503: shutting down or storage unreachable; nothing changed.
     Unavailable,
     /// 500: a bug.
@@ -63,6 +71,7 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
             ErrorCode::InvalidArgument => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -70,6 +79,7 @@ impl ErrorCode {
                 StatusCode::CONFLICT
             }
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -100,6 +110,8 @@ pub struct ErrorBody {
 pub struct ApiError {
     /// What the client sees.
     pub detail: ErrorDetail,
+    /// Seconds to wait before retrying: the `Retry-After` header of a 429.
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -111,6 +123,7 @@ impl ApiError {
                 message: message.into(),
                 field: None,
             },
+            retry_after_s: None,
         }
     }
 
@@ -133,6 +146,23 @@ impl ApiError {
     /// 404.
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(ErrorCode::NotFound, message)
+    }
+
+    /// 401.
+    pub fn unauthenticated(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::Unauthenticated, message)
+    }
+
+    /// 403.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::PermissionDenied, message)
+    }
+
+    /// 429, retry after `wait` (rounded up to whole seconds, at least 1).
+    pub fn rate_limited(message: impl Into<String>, wait: std::time::Duration) -> ApiError {
+        let mut e = ApiError::new(ErrorCode::RateLimited, message);
+        e.retry_after_s = Some(wait.as_millis().div_ceil(1000).max(1) as u64);
+        e
     }
 
     /// 503.
@@ -206,8 +236,18 @@ impl From<ValidationError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_after = self.retry_after_s;
         let body = ErrorBody { error: self.detail };
-        json_response(status, &body)
+        let mut resp = json_response(status, &body);
+        if let Some(s) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
     }
 }
 

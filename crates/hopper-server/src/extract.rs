@@ -60,7 +60,8 @@ impl FromRequestParts<AppState> for QueueNamePath {
 }
 
 /// The query string as ordered pairs, so repeatable parameters (`state=a&state=b`) survive and
-/// each handler can refuse parameters it does not know.
+/// each handler can refuse parameters it does not know. `namespace` is not among them: it
+/// belongs to every request and is read by [`crate::auth::Authorized`].
 #[derive(Debug, Clone, Default)]
 pub struct QueryPairs(pub Vec<(String, String)>);
 
@@ -71,7 +72,12 @@ impl FromRequestParts<AppState> for QueryPairs {
         let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::invalid("query", e.body_text()))?;
-        Ok(QueryPairs(pairs))
+        Ok(QueryPairs(
+            pairs
+                .into_iter()
+                .filter(|(k, _)| k != "namespace")
+                .collect(),
+        ))
     }
 }
 

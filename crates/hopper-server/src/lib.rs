@@ -26,6 +26,7 @@
 //! Entry points: [`serve`] runs the server on a listener until a shutdown future completes;
 //! [`app`] builds the router alone, for tests without a socket.
 
+pub mod auth;
 pub mod body;
 pub mod config;
 pub mod definition_runs;
@@ -37,12 +38,15 @@ pub mod layers;
 pub mod maintenance;
 pub mod metrics;
 pub mod openapi;
+pub mod quota;
 pub mod routes;
 pub mod shutdown;
 pub mod state;
 pub mod timed_store;
+pub mod tls;
 pub mod trace_context;
 pub mod ui;
+pub mod webhooks;
 pub mod worker_sync;
 pub mod workers;
 
@@ -52,7 +56,7 @@ use std::time::Duration;
 use axum::serve::ListenerExt;
 use hopper_store::Store;
 
-pub use config::{MaintenanceConfig, Retention, ServerConfig};
+pub use config::{AuthConfig, MaintenanceConfig, Retention, ServerConfig};
 pub use error::{ApiError, ServerError};
 pub use shutdown::Shutdown;
 pub use state::AppState;
@@ -68,16 +72,29 @@ pub fn app(state: AppState) -> axum::Router {
 /// connection is accepted and requests in flight finish (within `shutdown_timeout_ms`); the
 /// maintenance services stop; the store is flushed and closed.
 ///
-/// Refuses a non-loopback listener unless `config.insecure` (there are no API keys yet).
+/// Refuses a non-loopback listener while the store holds no API key, unless
+/// `config.insecure`. Serves HTTPS when `config.tls` is set.
 pub async fn serve(
     config: ServerConfig,
     store: Arc<dyn Store>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let mut config = config;
     let addr = listener.local_addr()?;
     if !addr.ip().to_canonical().is_loopback() && !config.insecure {
-        return Err(ServerError::NotLoopback(addr));
+        // Anyone who can reach a public address could enqueue work, unless keys are needed.
+        let has_keys = !store
+            .api_key_list()
+            .await
+            .map_err(ServerError::Store)?
+            .is_empty();
+        if !has_keys {
+            return Err(ServerError::NotLoopback(addr));
+        }
+    }
+    if config.tls.is_some() {
+        config.auth.tls = true;
     }
     config
         .maintenance
@@ -123,7 +140,17 @@ pub async fn serve(
         config.node_id.clone(),
         signal.child_token(),
     );
-    tracing::info!(%addr, "hopper server listening");
+    let sender = (!config.webhooks.disabled).then(|| {
+        let sender =
+            webhooks::sender::Sender::new(store.clone(), config.webhooks.clone(), &config.node_id);
+        tokio::spawn(sender.run(signal.child_token()))
+    });
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(%addr, scheme, "hopper server listening");
 
     let drain = Duration::from_millis(config.shutdown_drain_ms);
     let begin = {
@@ -137,14 +164,30 @@ pub async fn serve(
             }
         }
     };
-    // Answers are small and written once: Nagle's algorithm would only hold a segment back
-    // until the client's delayed ACK, which is pure latency on a request/response protocol.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "setting TCP_NODELAY failed");
-        }
-    });
-    let graceful = axum::serve(listener, app(state)).with_graceful_shutdown(begin);
+    let router = app(state);
+    let graceful: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
+        match config.tls.clone() {
+            None => {
+                // Answers are small and written once: Nagle's algorithm would only hold a
+                // segment back until the client's delayed ACK, which is pure latency on a
+                // request/response protocol.
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "setting TCP_NODELAY failed");
+                    }
+                });
+                Box::pin(
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(begin)
+                        .into_future(),
+                )
+            }
+            Some(tls) => Box::pin(
+                axum::serve(tls::TlsListener::new(listener, tls)?, router)
+                    .with_graceful_shutdown(begin)
+                    .into_future(),
+            ),
+        };
     let cutoff = {
         let signal = signal.clone();
         let limit = drain + Duration::from_millis(config.shutdown_timeout_ms);
@@ -167,6 +210,9 @@ pub async fn serve(
     services.stop().await;
     let _ = tailer.await;
     let _ = worker_sync.await;
+    if let Some(sender) = sender {
+        let _ = sender.await;
+    }
     let closed = store.close().await;
     served?;
     closed.map_err(ServerError::StoreClose)?;

@@ -5,10 +5,35 @@ use std::sync::OnceLock;
 
 use utoipa::OpenApi;
 
+use utoipa::Modify;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+
 use crate::routes::{
-    bulk, dead_letters, events, jobs, leases, ops, outcomes, queues, schedules, stats, workers,
-    workflow_definitions, workflows,
+    audit, bulk, dead_letters, events, jobs, keys, leases, namespaces, ops, outcomes, queues,
+    schedules, session, stats, webhooks, workers, workflow_definitions, workflows,
 };
+
+/// Declares the two ways to authenticate: a bearer key, or the UI's session cookie.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("hop_<id>_<secret>")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("hopper_session"))),
+        );
+    }
+}
 
 /// The API description. Schemas referenced by the paths are collected automatically.
 #[derive(OpenApi)]
@@ -75,7 +100,24 @@ use crate::routes::{
         ops::readyz,
         ops::metrics,
         ops::openapi,
+        keys::create_key,
+        keys::list_keys,
+        keys::get_key,
+        keys::revoke_key,
+        namespaces::list_namespaces,
+        namespaces::get_namespace,
+        namespaces::put_namespace,
+        audit::list_audit,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::delete_webhook,
+        webhooks::list_deliveries,
+        session::whoami,
+        session::login,
+        session::logout,
     ),
+    modifiers(&Security),
+    security(("bearer" = []), ("session" = [])),
     tags(
         (name = "jobs", description = "Producers: enqueue, inspect, cancel, retry, delete"),
         (name = "workers", description = "Workers: lease, heartbeat, report outcomes"),
@@ -85,6 +127,7 @@ use crate::routes::{
         (name = "events", description = "The live stream of job transitions (SSE and WebSocket)"),
         (name = "dead-letters", description = "Dead jobs grouped by queue and error: list, retry, purge"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
+        (name = "security", description = "API keys, namespace quotas, the audit log, webhooks, the UI's session"),
     )
 )]
 pub struct ApiDoc;
@@ -129,6 +172,13 @@ mod tests {
             "/v1/schedules/{name}",
             "/v1/schedules/{name}/trigger",
             "/openapi.json",
+            "/v1/keys",
+            "/v1/keys/{id}/revoke",
+            "/v1/namespaces/{name}",
+            "/v1/audit",
+            "/v1/webhooks",
+            "/v1/webhooks/{id}/deliveries",
+            "/v1/session",
         ] {
             assert!(paths.contains_key(p), "missing {p}");
         }

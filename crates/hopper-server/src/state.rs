@@ -4,9 +4,12 @@ use std::sync::Arc;
 
 use hopper_store::Store;
 
+use crate::auth::KeyRing;
+use crate::auth::rate_limit::RateLimiter;
 use crate::config::ServerConfig;
 use crate::events::EventHub;
 use crate::metrics::Metrics;
+use crate::quota::Quotas;
 use crate::shutdown::Shutdown;
 use crate::timed_store::TimedStore;
 use crate::workers::WorkerRegistry;
@@ -30,6 +33,12 @@ struct Inner {
     shutdown: Shutdown,
     // Recent job events and their fan-out to event-stream subscribers.
     events: Arc<EventHub>,
+    // The API keys, cached.
+    key_ring: KeyRing,
+    // Per-key request buckets.
+    key_limits: RateLimiter,
+    // Per-namespace enqueue quotas.
+    quotas: Quotas,
 }
 
 impl AppState {
@@ -53,8 +62,12 @@ impl AppState {
             config.events.channel,
             0,
         ));
+        let cache_age = std::time::Duration::from_millis(config.auth.cache_ms);
         AppState {
             inner: Arc::new(Inner {
+                key_ring: KeyRing::new(store.clone(), cache_age),
+                key_limits: RateLimiter::default(),
+                quotas: Quotas::new(store.clone(), cache_age),
                 config,
                 store,
                 workers,
@@ -93,5 +106,20 @@ impl AppState {
     /// The shutdown signal.
     pub fn shutdown(&self) -> &Shutdown {
         &self.inner.shutdown
+    }
+
+    /// The API keys.
+    pub fn key_ring(&self) -> &KeyRing {
+        &self.inner.key_ring
+    }
+
+    /// The per-key request buckets.
+    pub fn key_limits(&self) -> &RateLimiter {
+        &self.inner.key_limits
+    }
+
+    /// The per-namespace quotas.
+    pub fn quotas(&self) -> &Quotas {
+        &self.inner.quotas
     }
 }

@@ -11,6 +11,10 @@
 //! new method has a default body: then it must be delegated by hand, or this wrapper would
 //! silently answer the default instead of the real store).
 
+use hopper_types::api_key::{ApiKey, StoredApiKey};
+use hopper_types::audit::{AuditEntry, NewAuditEntry};
+use hopper_types::namespace::NamespaceSettings;
+use hopper_types::webhook::Webhook;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -119,6 +123,17 @@ store_ops! {
     backfill_get => "backfill_get",
     backfill_list => "backfill_list",
     backfill_finish => "backfill_finish",
+    api_key_insert => "api_key_insert",
+    api_key_list => "api_key_list",
+    api_key_revoke => "api_key_revoke",
+    namespace_put => "namespace_put",
+    namespace_list => "namespace_list",
+    audit_append => "audit_append",
+    audit_list => "audit_list",
+    webhook_insert => "webhook_insert",
+    webhook_list => "webhook_list",
+    webhook_delete => "webhook_delete",
+    webhook_advance => "webhook_advance",
 }
 
 /// A store whose every call is timed into the metrics it was made with.
@@ -377,7 +392,7 @@ impl Store for TimedStore {
 
     async fn workers_seen_list(
         &self,
-        namespace: &str,
+        namespace: Option<&str>,
         since: Timestamp,
     ) -> Result<Vec<WorkerSeen>, StoreError> {
         timed!(
@@ -668,6 +683,98 @@ impl Store for TimedStore {
 
     async fn backfill_finish(&self, id: &JobId, at: Timestamp) -> Result<(), StoreError> {
         timed!(self, backfill_finish, self.inner.backfill_finish(id, at))
+    }
+
+    async fn api_key_insert(
+        &self,
+        key: StoredApiKey,
+        audit: NewAuditEntry,
+    ) -> Result<(), StoreError> {
+        timed!(self, api_key_insert, self.inner.api_key_insert(key, audit))
+    }
+
+    async fn api_key_list(&self) -> Result<Vec<StoredApiKey>, StoreError> {
+        timed!(self, api_key_list, self.inner.api_key_list())
+    }
+
+    async fn api_key_revoke(
+        &self,
+        id: &str,
+        at: Timestamp,
+        audit: NewAuditEntry,
+    ) -> Result<ApiKey, StoreError> {
+        timed!(
+            self,
+            api_key_revoke,
+            self.inner.api_key_revoke(id, at, audit)
+        )
+    }
+
+    async fn namespace_put(
+        &self,
+        settings: NamespaceSettings,
+        audit: NewAuditEntry,
+    ) -> Result<NamespaceSettings, StoreError> {
+        timed!(
+            self,
+            namespace_put,
+            self.inner.namespace_put(settings, audit)
+        )
+    }
+
+    async fn namespace_list(&self) -> Result<Vec<NamespaceSettings>, StoreError> {
+        timed!(self, namespace_list, self.inner.namespace_list())
+    }
+
+    async fn audit_append(&self, entry: NewAuditEntry) -> Result<AuditEntry, StoreError> {
+        timed!(self, audit_append, self.inner.audit_append(entry))
+    }
+
+    async fn audit_list(
+        &self,
+        namespaces: Option<&[String]>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        timed!(
+            self,
+            audit_list,
+            self.inner.audit_list(namespaces, before, limit)
+        )
+    }
+
+    async fn webhook_insert(&self, hook: Webhook, audit: NewAuditEntry) -> Result<(), StoreError> {
+        timed!(self, webhook_insert, self.inner.webhook_insert(hook, audit))
+    }
+
+    async fn webhook_list(&self, namespace: Option<&str>) -> Result<Vec<Webhook>, StoreError> {
+        timed!(self, webhook_list, self.inner.webhook_list(namespace))
+    }
+
+    async fn webhook_delete(
+        &self,
+        namespace: &str,
+        id: &str,
+        audit: NewAuditEntry,
+    ) -> Result<(), StoreError> {
+        timed!(
+            self,
+            webhook_delete,
+            self.inner.webhook_delete(namespace, id, audit)
+        )
+    }
+
+    async fn webhook_advance(
+        &self,
+        id: &str,
+        expected: i64,
+        next: i64,
+    ) -> Result<bool, StoreError> {
+        timed!(
+            self,
+            webhook_advance,
+            self.inner.webhook_advance(id, expected, next)
+        )
     }
 
     async fn export_workflows(

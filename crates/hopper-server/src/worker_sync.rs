@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use hopper_types::DEFAULT_NAMESPACE;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -46,7 +45,7 @@ pub fn start(
 pub async fn sync_once(state: &AppState, node: &str, prune: bool) {
     let store = state.store();
     let now = store.clock().now();
-    let mine = state.workers().take_dirty(DEFAULT_NAMESPACE, node);
+    let mine = state.workers().take_dirty(node);
     if !mine.is_empty()
         && let Err(e) = store.workers_seen_record(mine).await
     {
@@ -60,7 +59,7 @@ pub async fn sync_once(state: &AppState, node: &str, prune: bool) {
         tracing::warn!(error = %e, "pruning the workers seen failed");
     }
     let since = now.plus_ms(-state.config().worker_seen_window_ms);
-    match store.workers_seen_list(DEFAULT_NAMESPACE, since).await {
+    match store.workers_seen_list(None, since).await {
         Ok(all) => state.workers().merge_remote(all),
         Err(e) => tracing::warn!(error = %e, "reading the workers seen failed"),
     }

@@ -1,4 +1,6 @@
-//! The registry of workers seen lately, for `GET /v1/workers`.
+//! The registry of workers seen lately, for `GET /v1/workers`. A worker is named by its
+//! namespace and `worker_id`: the same id in two namespaces is two workers, and a namespace's
+//! list never shows another's.
 //!
 //! Kept in memory, where every lease, heartbeat and ack updates it at no cost; nodes sharing a
 //! store exchange it through the store every few seconds ([`crate::worker_sync`]): each node
@@ -44,11 +46,12 @@ pub struct WorkerRegistry {
 
 #[derive(Debug, Default)]
 struct Inner {
-    workers: HashMap<String, Seen>,
+    // By (namespace, worker id).
+    workers: HashMap<WorkerKey, Seen>,
     leases: HashMap<JobId, Holder>,
     last_prune: Timestamp,
     // Workers seen here since the last sync round: what this node has to tell the others.
-    dirty: HashSet<String>,
+    dirty: HashSet<WorkerKey>,
 }
 
 #[derive(Debug)]
@@ -59,13 +62,16 @@ struct Seen {
 
 #[derive(Debug)]
 struct Holder {
-    worker_id: String,
+    worker: WorkerKey,
     // After this (plus the window) the entry can only be stale: the lease is over.
     expires_at: Timestamp,
 }
 
 /// How often, at most, stale entries are swept.
 const PRUNE_EVERY_MS: i64 = 1_000;
+
+// (namespace, worker id).
+type WorkerKey = (String, String);
 
 impl WorkerRegistry {
     /// A registry listing workers seen within `window_ms`.
@@ -82,24 +88,32 @@ impl WorkerRegistry {
     }
 
     /// A lease request from `worker_id` for `queues` at `now`, which got `jobs`.
-    pub fn leased(&self, worker_id: &str, queues: &[String], jobs: &[Job], now: Timestamp) {
+    pub fn leased(
+        &self,
+        namespace: &str,
+        worker_id: &str,
+        queues: &[String],
+        jobs: &[Job],
+        now: Timestamp,
+    ) {
         let mut inner = self.lock();
         inner.prune(now, self.window_ms);
+        let key: WorkerKey = (namespace.to_string(), worker_id.to_string());
         inner.workers.insert(
-            worker_id.to_string(),
+            key.clone(),
             Seen {
                 queues: queues.iter().cloned().collect(),
                 last_seen: now,
             },
         );
-        if !inner.dirty.contains(worker_id) {
-            inner.dirty.insert(worker_id.to_string());
+        if !inner.dirty.contains(&key) {
+            inner.dirty.insert(key.clone());
         }
         for j in jobs {
             inner.leases.insert(
                 j.id,
                 Holder {
-                    worker_id: worker_id.to_string(),
+                    worker: key.clone(),
                     expires_at: j.lease_expires_at.unwrap_or(now),
                 },
             );
@@ -112,7 +126,7 @@ impl WorkerRegistry {
         let worker = match inner.leases.get_mut(&job) {
             Some(h) => {
                 h.expires_at = expires_at;
-                h.worker_id.clone()
+                h.worker.clone()
             }
             None => return,
         };
@@ -122,20 +136,22 @@ impl WorkerRegistry {
     /// An outcome for `job` was applied; the job as the store returned it names the worker.
     pub fn acked(&self, job: &Job, now: Timestamp) {
         let mut inner = self.lock();
-        let holder = inner.leases.remove(&job.id).map(|h| h.worker_id);
-        if let Some(w) = holder.or_else(|| job.worker_id.clone()) {
+        let holder = inner.leases.remove(&job.id).map(|h| h.worker);
+        let named = || job.worker_id.clone().map(|w| (job.namespace.clone(), w));
+        if let Some(w) = holder.or_else(named) {
             inner.touch(&w, now);
         }
     }
 
     /// When a worker last asked for jobs of `queue`, if one did within the window.
-    pub fn last_poll(&self, queue: &str, now: Timestamp) -> Option<Timestamp> {
+    pub fn last_poll(&self, namespace: &str, queue: &str, now: Timestamp) -> Option<Timestamp> {
         let mut inner = self.lock();
         inner.prune(now, self.window_ms);
         inner
             .workers
-            .values()
-            .filter(|s| s.queues.contains(queue))
+            .iter()
+            .filter(|((ns, _), s)| ns == namespace && s.queues.contains(queue))
+            .map(|(_, s)| s)
             .map(|s| s.last_seen)
             .max()
     }
@@ -160,16 +176,17 @@ impl WorkerRegistry {
 
     /// The workers seen here since the last call, as rows for the store (`namespace`,
     /// this `node`).
-    pub fn take_dirty(&self, namespace: &str, node: &str) -> Vec<WorkerSeen> {
+    pub fn take_dirty(&self, node: &str) -> Vec<WorkerSeen> {
         let mut inner = self.lock();
         let dirty = std::mem::take(&mut inner.dirty);
         dirty
             .into_iter()
-            .filter_map(|id| {
-                let s = inner.workers.get(&id)?;
+            .filter_map(|key| {
+                let s = inner.workers.get(&key)?;
+                let (namespace, worker_id) = key;
                 Some(WorkerSeen {
-                    namespace: namespace.to_string(),
-                    worker_id: id,
+                    namespace,
+                    worker_id,
                     queues: s.queues.iter().cloned().collect(),
                     last_seen_at: s.last_seen,
                     node: node.to_string(),
@@ -183,7 +200,8 @@ impl WorkerRegistry {
     pub fn merge_remote(&self, seen: Vec<WorkerSeen>) {
         let mut inner = self.lock();
         for w in seen {
-            match inner.workers.get_mut(&w.worker_id) {
+            let key: WorkerKey = (w.namespace, w.worker_id);
+            match inner.workers.get_mut(&key) {
                 Some(local) if local.last_seen >= w.last_seen_at => {}
                 Some(local) => {
                     local.last_seen = w.last_seen_at;
@@ -193,7 +211,7 @@ impl WorkerRegistry {
                 }
                 None => {
                     inner.workers.insert(
-                        w.worker_id,
+                        key,
                         Seen {
                             queues: w.queues.into_iter().collect(),
                             last_seen: w.last_seen_at,
@@ -205,14 +223,16 @@ impl WorkerRegistry {
     }
 
     /// Workers seen within the window, by id.
-    pub fn recent(&self, now: Timestamp) -> Vec<SeenWorker> {
+    pub fn recent(&self, namespace: &str, now: Timestamp) -> Vec<SeenWorker> {
         let mut inner = self.lock();
         inner.prune(now, self.window_ms);
         let mut out: Vec<SeenWorker> = inner
             .workers
             .iter()
-            .filter(|(_, s)| now.millis_since(s.last_seen) <= self.window_ms)
-            .map(|(id, s)| SeenWorker {
+            .filter(|((ns, _), s)| {
+                ns == namespace && now.millis_since(s.last_seen) <= self.window_ms
+            })
+            .map(|((_, id), s)| SeenWorker {
                 id: id.clone(),
                 queues: s.queues.iter().cloned().collect(),
                 last_seen_at: s.last_seen,
@@ -224,17 +244,17 @@ impl WorkerRegistry {
 }
 
 impl Inner {
-    fn touch(&mut self, worker_id: &str, now: Timestamp) {
-        if !self.dirty.contains(worker_id) {
-            self.dirty.insert(worker_id.to_string());
+    fn touch(&mut self, worker: &WorkerKey, now: Timestamp) {
+        if !self.dirty.contains(worker) {
+            self.dirty.insert(worker.clone());
         }
-        match self.workers.get_mut(worker_id) {
+        match self.workers.get_mut(worker) {
             Some(s) => s.last_seen = s.last_seen.max(now),
             None => {
                 // Known from a lease made before the worker's entry was swept, or from the
                 // store after a restart: list it, its queues are learnt at its next lease.
                 self.workers.insert(
-                    worker_id.to_string(),
+                    worker.clone(),
                     Seen {
                         queues: BTreeSet::new(),
                         last_seen: now,
@@ -274,14 +294,20 @@ mod tests {
         let r = WorkerRegistry::new(60_000);
         let id = JobId::new();
         let j = job(id, Timestamp(30_000));
-        r.leased("w1", &["q".into()], std::slice::from_ref(&j), Timestamp(0));
+        r.leased(
+            "default",
+            "w1",
+            &["q".into()],
+            std::slice::from_ref(&j),
+            Timestamp(0),
+        );
         r.heartbeat(id, Timestamp(90_000), Timestamp(50_000));
         assert_eq!(
-            r.recent(Timestamp(50_000))[0].last_seen_at,
+            r.recent("default", Timestamp(50_000))[0].last_seen_at,
             Timestamp(50_000)
         );
         r.acked(&j, Timestamp(100_000));
-        let seen = r.recent(Timestamp(100_000));
+        let seen = r.recent("default", Timestamp(100_000));
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].id, "w1");
         assert_eq!(seen[0].queues, vec!["q".to_string()]);
@@ -289,22 +315,42 @@ mod tests {
     }
 
     #[test]
+    fn namespaces_keep_their_workers_apart() {
+        let r = WorkerRegistry::new(60_000);
+        r.leased("a", "w1", &["q".into()], &[], Timestamp(0));
+        r.leased("b", "w1", &["r".into()], &[], Timestamp(0));
+        let a = r.recent("a", Timestamp(1));
+        assert_eq!((a.len(), a[0].queues.clone()), (1, vec!["q".to_string()]));
+        assert!(r.recent("c", Timestamp(1)).is_empty());
+        assert_eq!(r.last_poll("b", "q", Timestamp(1)), None);
+        let mut dirty: Vec<String> = r.take_dirty("n").into_iter().map(|w| w.namespace).collect();
+        dirty.sort();
+        assert_eq!(dirty, vec!["a".to_string(), "b".to_string()]);
+    }
+
+    #[test]
     fn workers_fall_out_after_the_window() {
         let r = WorkerRegistry::new(60_000);
-        r.leased("w1", &["q".into()], &[], Timestamp(0));
-        assert_eq!(r.recent(Timestamp(60_000)).len(), 1);
-        assert!(r.recent(Timestamp(60_001)).is_empty());
+        r.leased("default", "w1", &["q".into()], &[], Timestamp(0));
+        assert_eq!(r.recent("default", Timestamp(60_000)).len(), 1);
+        assert!(r.recent("default", Timestamp(60_001)).is_empty());
         assert_eq!(r.counts(Timestamp(60_001)), WorkerCounts::default());
     }
 
     #[test]
     fn counts_workers_per_queue_of_their_latest_request() {
         let r = WorkerRegistry::new(60_000);
-        r.leased("w1", &["a".into(), "b".into()], &[], Timestamp(0));
-        r.leased("w2", &["a".into()], &[], Timestamp(10));
+        r.leased(
+            "default",
+            "w1",
+            &["a".into(), "b".into()],
+            &[],
+            Timestamp(0),
+        );
+        r.leased("default", "w2", &["a".into()], &[], Timestamp(10));
         // A worker's latest request replaces the queues it is counted for.
-        r.leased("w3", &["c".into()], &[], Timestamp(20));
-        r.leased("w3", &["b".into()], &[], Timestamp(30));
+        r.leased("default", "w3", &["c".into()], &[], Timestamp(20));
+        r.leased("default", "w3", &["b".into()], &[], Timestamp(30));
         let c = r.counts(Timestamp(40));
         assert_eq!(c.seen, 3);
         let per: Vec<(&str, u64)> = c.per_queue.iter().map(|(q, n)| (q.as_str(), *n)).collect();
@@ -316,12 +362,13 @@ mod tests {
         let r = WorkerRegistry::new(60_000);
         let j = job(JobId::new(), Timestamp(30_000));
         r.leased(
+            "default",
             "w1",
             &["q".into()],
             std::slice::from_ref(&j),
             Timestamp(1_000),
         );
-        let rows = r.take_dirty("default", "n1");
+        let rows = r.take_dirty("n1");
         assert_eq!(rows.len(), 1);
         assert_eq!(
             (
@@ -331,7 +378,7 @@ mod tests {
             ),
             ("w1", vec!["q".to_string()], Timestamp(1_000))
         );
-        assert!(r.take_dirty("default", "n1").is_empty(), "taken once");
+        assert!(r.take_dirty("n1").is_empty(), "taken once");
 
         let remote = |id: &str, q: &str, at: i64| WorkerSeen {
             namespace: "default".into(),
@@ -342,7 +389,7 @@ mod tests {
         };
         // Another node saw w2 (new here) and w1 earlier than this node did.
         r.merge_remote(vec![remote("w2", "r", 2_000), remote("w1", "old", 500)]);
-        let seen = r.recent(Timestamp(3_000));
+        let seen = r.recent("default", Timestamp(3_000));
         assert_eq!(seen.len(), 2);
         assert_eq!(
             seen[0].queues,
@@ -353,10 +400,10 @@ mod tests {
             (seen[1].id.as_str(), seen[1].last_seen_at),
             ("w2", Timestamp(2_000))
         );
-        assert_eq!(r.last_poll("r", Timestamp(3_000)), Some(Timestamp(2_000)));
-        assert!(
-            r.take_dirty("default", "n1").is_empty(),
-            "merged rows are not retold"
+        assert_eq!(
+            r.last_poll("default", "r", Timestamp(3_000)),
+            Some(Timestamp(2_000))
         );
+        assert!(r.take_dirty("n1").is_empty(), "merged rows are not retold");
     }
 }

@@ -43,18 +43,49 @@ pub struct Client {
     base: Arc<Url>,
     /// How enqueues are retried; they are safe to retry because each carries a key.
     enqueue_retry: RetryPolicy,
+    /// Credentials sent with every call (also on the event stream's own connection).
+    headers: reqwest::header::HeaderMap,
 }
 
 impl Client {
     /// A client for the server at `base_url` (e.g. `http://127.0.0.1:7480`).
     pub fn new(base_url: impl AsRef<str>) -> Result<Client, Error> {
+        Client::with_credentials(base_url, None, None)
+    }
+
+    /// A client that sends `key` as `Authorization: Bearer <key>` on every call and acts in
+    /// `namespace` (the `X-Hopper-Namespace` header) when given; without a namespace a key
+    /// scoped to one namespace acts in it, any other in `default`.
+    pub fn with_credentials(
+        base_url: impl AsRef<str>,
+        key: Option<&str>,
+        namespace: Option<&str>,
+    ) -> Result<Client, Error> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let invalid = |what: &str| Error::InvalidUrl {
+            url: base_url.as_ref().to_string(),
+            reason: format!("the {what} cannot be sent in a header"),
+        };
+        if let Some(key) = key {
+            let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.trim()))
+                .map_err(|_| invalid("API key"))?;
+            v.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
+        if let Some(ns) = namespace {
+            let v = reqwest::header::HeaderValue::from_str(ns).map_err(|_| invalid("namespace"))?;
+            headers.insert("x-hopper-namespace", v);
+        }
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .tcp_nodelay(true)
             .user_agent(concat!("hopper-worker/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers.clone())
             .build()
             .map_err(Error::Transport)?;
-        Client::with_http(http, base_url)
+        let mut client = Client::with_http(http, base_url)?;
+        client.headers = headers;
+        Ok(client)
     }
 
     /// A client that sends through `http` (to share a pool, or set TLS and proxy options).
@@ -75,6 +106,7 @@ impl Client {
             http,
             base: Arc::new(base),
             enqueue_retry: RetryPolicy::default(),
+            headers: reqwest::header::HeaderMap::new(),
         })
     }
 
@@ -82,6 +114,11 @@ impl Client {
     pub fn with_enqueue_retry(mut self, policy: RetryPolicy) -> Client {
         self.enqueue_retry = policy;
         self
+    }
+
+    /// The HTTP client every call goes through (credentials included).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// The server's base URL.
@@ -96,6 +133,7 @@ impl Client {
         EventStream::open(
             &self.base,
             concat!("hopper-worker/", env!("CARGO_PKG_VERSION")),
+            &self.headers,
             filter,
         )
         .await
@@ -633,7 +671,7 @@ impl Client {
     // ---- plumbing --------------------------------------------------------------------------
 
     /// The base URL with `segments` appended, each percent-encoded as needed.
-    fn url(&self, segments: &[&str]) -> Url {
+    pub(crate) fn url(&self, segments: &[&str]) -> Url {
         let mut url = (*self.base).clone();
         // `new` refused cannot-be-a-base URLs, the only case where this is an error.
         if let Ok(mut path) = url.path_segments_mut() {
@@ -648,7 +686,7 @@ impl Client {
             .header(CONTENT_TYPE, "application/json")
     }
 
-    async fn post_json<T: DeserializeOwned>(
+    pub(crate) async fn post_json<T: DeserializeOwned>(
         &self,
         segments: &[&str],
         body: &impl Serialize,
@@ -659,12 +697,15 @@ impl Client {
     }
 
     /// A POST whose body is optional; the API accepts it empty.
-    async fn post_empty<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, Error> {
+    pub(crate) async fn post_empty<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+    ) -> Result<T, Error> {
         self.call(self.http.post(self.url(segments))).await
     }
 
     /// Sends `req` and decodes a success body as `T`, or an error body as [`ApiError`].
-    async fn call<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T, Error> {
+    pub(crate) async fn call<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T, Error> {
         self.call_with_status(req).await.map(|(_, answer)| answer)
     }
 

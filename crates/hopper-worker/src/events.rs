@@ -65,12 +65,14 @@ impl EventStream {
     pub(crate) async fn open(
         base: &Url,
         user_agent: &str,
+        headers: &reqwest::header::HeaderMap,
         filter: &EventFilter,
     ) -> Result<EventStream, Error> {
         // No overall timeout: the answer never ends. Silence is watched by `IDLE_LIMIT`.
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .user_agent(user_agent)
+            .default_headers(headers.clone())
             .build()
             .map_err(Error::Transport)?;
         let mut url = base.clone();

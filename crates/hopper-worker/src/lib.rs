@@ -139,6 +139,7 @@
 //!   transaction, so a job exists if and only if the application's data was committed.
 
 mod acker;
+pub mod admin;
 pub mod client;
 pub mod context;
 pub mod error;

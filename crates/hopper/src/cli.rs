@@ -15,6 +15,16 @@ pub struct Cli {
     #[arg(long, global = true, env = "HOPPER_URL")]
     pub server: Option<String>,
 
+    /// The API key client commands send (`Authorization: Bearer`); needed once the server
+    /// has keys.
+    #[arg(long, global = true, env = "HOPPER_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// The namespace client commands act in [default: the key's only namespace, else
+    /// `default`].
+    #[arg(long, global = true, env = "HOPPER_NAMESPACE")]
+    pub namespace: Option<String>,
+
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -73,6 +83,9 @@ pub enum Command {
     Workflows(WorkflowsCommand),
     /// List the workers seen in the last minute.
     Workers,
+    /// Create, list and revoke API keys (admin).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Follow job transitions as they happen (the live event stream).
     Events(EventsArgs),
     /// Run the benchmark workloads (W1-W7, M1, WF; `all` is W1-W4).
@@ -81,6 +94,36 @@ pub enum Command {
     /// another, e.g. from the embedded SQLite store to PostgreSQL. No server may run on the
     /// source; running it again after an interruption finishes the copy.
     Migrate(MigrateArgs),
+}
+
+/// `hopper keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; its text is printed once, on stdout.
+    Create {
+        /// A label for people.
+        #[arg(long)]
+        name: String,
+        /// admin, producer, worker or viewer.
+        #[arg(long)]
+        role: String,
+        /// A namespace it sees (repeatable; `*` for all) [default: the caller's namespace].
+        #[arg(long = "key-namespace", value_name = "NAMESPACE")]
+        namespace: Vec<String>,
+        /// When it stops working (RFC 3339).
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// Requests per second it may make on each node.
+        #[arg(long)]
+        rate_limit: Option<u32>,
+    },
+    /// List the keys (revoked ones included).
+    List,
+    /// Revoke a key by id.
+    Revoke {
+        /// The key's id (the 16 hex digits after `hop_`).
+        id: String,
+    },
 }
 
 /// `hopper server`.
@@ -124,6 +167,28 @@ pub struct ServerArgs {
     /// can enqueue and run jobs).
     #[arg(long)]
     pub insecure: bool,
+
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "HOPPER_TLS_CERT", value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "HOPPER_TLS_KEY", value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+
+    /// When the store has no API key yet, create an admin key and print it once on stderr.
+    #[arg(long)]
+    pub create_admin_key: bool,
+
+    /// An admin key (`hop_<16 hex>_<64 hex>`) to install at start if its id is not stored yet:
+    /// for automated setups that choose the key ahead.
+    #[arg(
+        long = "admin-key",
+        env = "HOPPER_ADMIN_KEY",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub admin_key: Option<String>,
 
     #[command(flatten)]
     pub otlp: OtlpArgs,
@@ -638,6 +703,10 @@ pub struct BenchArgs {
     /// W5: for how many seconds.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub seconds: u64,
+    /// Run with authentication on: the bench's own server gets a fresh admin key and every
+    /// call of the bench sends it (with --server, pass the key with --api-key instead).
+    #[arg(long)]
+    pub auth: bool,
 }
 
 /// The benchmark workloads that `hopper bench` implements.

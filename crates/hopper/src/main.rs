@@ -88,23 +88,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| hopper_worker::DEFAULT_URL.to_string())
     };
+    let client =
+        || Client::with_credentials(url(), cli.api_key.as_deref(), cli.namespace.as_deref());
     let ctx = || -> anyhow::Result<Ctx> {
         Ok(Ctx {
-            client: Client::new(url())?,
+            client: client()?,
             json: cli.json,
         })
     };
     match cli.command {
         Command::Server(args) => commands::server::run(args).await,
-        Command::Worker(args) => exec::run(Client::new(url())?, args).await,
+        Command::Worker(args) => exec::run(client()?, args).await,
         Command::Enqueue(args) => commands::enqueue::run(&ctx()?, args).await,
         Command::Jobs(cmd) => commands::jobs::run(&ctx()?, cmd).await,
         Command::Queues(cmd) => commands::queues::run(&ctx()?, cmd).await,
         Command::Schedules(cmd) => commands::schedules::run(&ctx()?, cmd).await,
         Command::Workflows(cmd) => commands::workflows::run(&ctx()?, cmd).await,
         Command::Workers => commands::workers::run(&ctx()?).await,
+        Command::Keys(cmd) => commands::keys::run(&ctx()?, cmd).await,
         Command::Events(args) => commands::events::run(&ctx()?, args).await,
-        Command::Bench(args) => bench::run(cli.server.clone(), args, cli.json).await,
+        Command::Bench(args) => {
+            bench::run(cli.server.clone(), cli.api_key.clone(), args, cli.json).await
+        }
         Command::Migrate(args) => commands::migrate::run(args, cli.json).await,
     }
 }

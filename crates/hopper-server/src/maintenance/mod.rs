@@ -1,7 +1,8 @@
 //! Background services that keep jobs moving without any request: the [`promoter`] makes due
 //! jobs available, the [`rescuer`] reclaims expired leases, the [`pruner`] applies retention,
 //! the [`scheduler`] enqueues the jobs of cron schedules; the [`workflow_trigger`] starts runs
-//! of workflow definitions (their cron ticks and backfills).
+//! of workflow definitions (their cron ticks and backfills); the webhook dispatcher
+//! ([`crate::webhooks::dispatcher`]) turns job events into webhook deliveries.
 //!
 //! Each service has one shape (after River's maintenance services): a config with default
 //! constants and a `validate`, a `run_once` that does one pass and returns what it did (so tests
@@ -130,6 +131,11 @@ async fn run_all(
         config.maintenance.workflow_trigger.clone(),
         config.limits.clone(),
     );
+    let dispatcher = crate::webhooks::dispatcher::Dispatcher::new(
+        store.clone(),
+        config.webhooks.clone(),
+        config.limits.clone(),
+    );
     // The rescue's time, for the metrics' recent activity.
     let clock = store.clone();
     let pruner = Pruner::new(
@@ -149,6 +155,14 @@ async fn run_all(
         ("pruner", tokio::spawn(pruner.run(stop.clone()))),
         ("scheduler", tokio::spawn(scheduler.run(stop.clone()))),
         ("workflow_trigger", tokio::spawn(trigger.run(stop.clone()))),
+        (
+            "webhook_dispatcher",
+            tokio::spawn(async move {
+                if !config.webhooks.disabled {
+                    dispatcher.run(stop).await;
+                }
+            }),
+        ),
     ];
     for (name, h) in handles {
         if let Err(e) = h.await {

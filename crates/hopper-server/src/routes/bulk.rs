@@ -16,8 +16,10 @@ use hopper_types::{JobId, JobState};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
+use crate::auth::{Authorized, CanAdmin, Principal};
 use crate::body::JsonBody;
 use crate::error::{ApiError, ErrorBody, ErrorDetail, json_response};
+use crate::routes::audit;
 use crate::state::AppState;
 
 /// Recorded as the actor of changes made through these endpoints.
@@ -78,6 +80,7 @@ pub struct BulkAnswer {
         (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn bulk_jobs(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     JsonBody(req): JsonBody<BulkRequest>,
 ) -> Result<Response, ApiError> {
     if req.ids.is_empty() || req.ids.len() > MAX_BULK_IDS {
@@ -89,7 +92,10 @@ pub async fn bulk_jobs(
             ),
         ));
     }
-    let outcomes = apply_all(&st, req.action, req.ids.clone()).await;
+    let outcomes = apply_all(&st, &p, req.action, req.ids.clone()).await;
+    let done = outcomes.iter().filter(|o| o.is_ok()).count();
+    let details = serde_json::json!({"action": req.action, "ids": req.ids.len(), "done": done});
+    audit::record(&st, &p, "jobs.bulk", "", details).await;
     let results = req
         .ids
         .into_iter()
@@ -114,6 +120,7 @@ pub async fn bulk_jobs(
 /// outcome per id in the order given.
 pub(crate) async fn apply_all(
     st: &AppState,
+    p: &Principal,
     action: BulkAction,
     ids: Vec<JobId>,
 ) -> Vec<Result<(), ApiError>> {
@@ -132,7 +139,8 @@ pub(crate) async fn apply_all(
                 break;
             };
             let st = st.clone();
-            running.spawn(async move { (i, apply_one(&st, action, id).await) });
+            let p = p.clone();
+            running.spawn(async move { (i, apply_one(&st, &p, action, id).await) });
         }
         match running.join_next().await {
             None => break,
@@ -147,8 +155,16 @@ pub(crate) async fn apply_all(
         .collect()
 }
 
-async fn apply_one(st: &AppState, action: BulkAction, id: JobId) -> Result<(), ApiError> {
-    let job = JobRef::default_ns(id);
+async fn apply_one(
+    st: &AppState,
+    p: &Principal,
+    action: BulkAction,
+    id: JobId,
+) -> Result<(), ApiError> {
+    let job = JobRef {
+        namespace: p.namespace.clone(),
+        id,
+    };
     match action {
         BulkAction::Retry => {
             st.store().job_retry(&job, ACTOR).await?;

@@ -12,12 +12,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use hopper_store::JobListParams;
-use hopper_types::{DEFAULT_NAMESPACE, Job, JobId, JobState, Timestamp};
+use hopper_types::{Job, JobId, JobState, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{Authorized, CanAdmin, CanRead, Principal};
 use crate::body::JsonBody;
 use crate::error::{ApiError, ErrorBody, json_response};
 use crate::extract::QueryPairs;
+use crate::routes::audit;
 use crate::routes::bulk::{BulkAction, apply_all};
 use crate::state::AppState;
 
@@ -59,7 +61,7 @@ pub struct DeadLettersAnswer {
 }
 
 /// Names one group: `POST /v1/dead-letters/retry` and `/purge` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterSelector {
     /// The group's queue.
@@ -102,6 +104,7 @@ fn died_at(job: &Job) -> Timestamp {
 /// many were read and whether the scan was cut off.
 async fn scan_dead(
     st: &AppState,
+    namespace: &str,
     queue: Option<&str>,
     mut visit: impl FnMut(&Job),
 ) -> Result<(usize, bool), ApiError> {
@@ -112,7 +115,7 @@ async fn scan_dead(
         let page = st
             .store()
             .job_list(&JobListParams {
-                namespace: DEFAULT_NAMESPACE.to_string(),
+                namespace: namespace.to_string(),
                 queue: queue.map(str::to_string),
                 states: vec![JobState::Dead],
                 kind: None,
@@ -152,13 +155,14 @@ fn queue_param(query: &QueryPairs) -> Result<Option<String>, ApiError> {
         (status = 503, body = ErrorBody)))]
 pub async fn list_dead_letters(
     State(st): State<AppState>,
+    Authorized(p, _): CanRead,
     query: QueryPairs,
 ) -> Result<Response, ApiError> {
     let queue = queue_param(&query)?;
     // By queue, then by message: looked up by `&str`, so a job of a known group allocates
     // nothing (a scan may read 100,000 of them).
     let mut groups: HashMap<String, HashMap<String, DeadLetterGroup>> = HashMap::new();
-    let (scanned, truncated) = scan_dead(&st, queue.as_deref(), |job| {
+    let (scanned, truncated) = scan_dead(&st, &p.namespace, queue.as_deref(), |job| {
         let error = last_error(job);
         let at = died_at(job);
         if !groups.contains_key(job.queue.as_str()) {
@@ -213,11 +217,12 @@ pub async fn list_dead_letters(
 /// The ids of the dead jobs of one group (within the bounded scan), and whether it was cut off.
 async fn group_ids(
     st: &AppState,
+    p: &Principal,
     sel: &DeadLetterSelector,
 ) -> Result<(Vec<JobId>, bool), ApiError> {
     hopper_types::validate_name("queue", &sel.queue)?;
     let mut ids = Vec::new();
-    let (_, truncated) = scan_dead(st, Some(&sel.queue), |job| {
+    let (_, truncated) = scan_dead(st, &p.namespace, Some(&sel.queue), |job| {
         if last_error(job) == sel.error {
             ids.push(job.id);
         }
@@ -231,12 +236,13 @@ async fn group_ids(
 /// store and simply not counted; any other failure fails the call.
 async fn act_on_group(
     st: &AppState,
+    p: &Principal,
     sel: &DeadLetterSelector,
     action: BulkAction,
 ) -> Result<(u64, bool), ApiError> {
-    let (ids, truncated) = group_ids(st, sel).await?;
+    let (ids, truncated) = group_ids(st, p, sel).await?;
     let mut done = 0u64;
-    for outcome in apply_all(st, action, ids).await {
+    for outcome in apply_all(st, p, action, ids).await {
         match outcome {
             Ok(()) => done += 1,
             Err(e) if e.status() == StatusCode::NOT_FOUND || e.status() == StatusCode::CONFLICT => {
@@ -254,9 +260,12 @@ async fn act_on_group(
         (status = 503, body = ErrorBody)))]
 pub async fn retry_dead_letters(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     JsonBody(sel): JsonBody<DeadLetterSelector>,
 ) -> Result<Response, ApiError> {
-    let (retried, truncated) = act_on_group(&st, &sel, BulkAction::Retry).await?;
+    let (retried, truncated) = act_on_group(&st, &p, &sel, BulkAction::Retry).await?;
+    let details = serde_json::json!({"selector": sel, "retried": retried});
+    audit::record(&st, &p, "dead_letters.retry", &sel.queue, details).await;
     Ok(json_response(
         StatusCode::OK,
         &RetriedAnswer { retried, truncated },
@@ -270,9 +279,12 @@ pub async fn retry_dead_letters(
         (status = 503, body = ErrorBody)))]
 pub async fn purge_dead_letters(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     JsonBody(sel): JsonBody<DeadLetterSelector>,
 ) -> Result<Response, ApiError> {
-    let (purged, truncated) = act_on_group(&st, &sel, BulkAction::Delete).await?;
+    let (purged, truncated) = act_on_group(&st, &p, &sel, BulkAction::Delete).await?;
+    let details = serde_json::json!({"selector": sel, "purged": purged});
+    audit::record(&st, &p, "dead_letters.purge", &sel.queue, details).await;
     Ok(json_response(
         StatusCode::OK,
         &PurgedAnswer { purged, truncated },

@@ -15,9 +15,10 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::SinkExt;
-use hopper_types::{DEFAULT_NAMESPACE, JobId, JobState};
+use hopper_types::{JobId, JobState};
 use tokio::time::{Interval, MissedTickBehavior};
 
+use crate::auth::{Authorized, CanRead};
 use crate::error::{ApiError, ErrorBody};
 use crate::events::{Delivery, EventFilter, Subscription};
 use crate::extract::QueryPairs;
@@ -47,10 +48,11 @@ const RECONNECT_MS: u64 = 1_000;
         (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn events_sse(
     State(st): State<AppState>,
+    Authorized(p, _): CanRead,
     headers: HeaderMap,
     query: QueryPairs,
 ) -> Result<Response, ApiError> {
-    let (filter, after) = subscription_params(&query, &headers)?;
+    let (filter, after) = subscription_params(&query, &headers, &p.namespace)?;
     refuse_when_stopping(st.shutdown())?;
     let sse = SseStream {
         subscription: Subscription::new(st.events().clone(), filter, after),
@@ -89,11 +91,12 @@ pub async fn events_sse(
         (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn events_ws(
     State(st): State<AppState>,
+    Authorized(p, _): CanRead,
     headers: HeaderMap,
     query: QueryPairs,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let (filter, after) = subscription_params(&query, &headers)?;
+    let (filter, after) = subscription_params(&query, &headers, &p.namespace)?;
     let upgrade = upgrade.map_err(|e| {
         ApiError::invalid(
             "upgrade",
@@ -206,6 +209,7 @@ async fn serve_ws(
 fn subscription_params(
     query: &QueryPairs,
     headers: &HeaderMap,
+    namespace: &str,
 ) -> Result<(EventFilter, Option<i64>), ApiError> {
     query.only(&["queue", "kind", "job_id", "type", "after"])?;
     let list = |key: &str| -> Vec<&str> {
@@ -217,7 +221,7 @@ fn subscription_params(
             .collect()
     };
     let mut filter = EventFilter {
-        namespace: DEFAULT_NAMESPACE.to_string(),
+        namespace: namespace.to_string(),
         ..EventFilter::default()
     };
     for q in list("queue") {

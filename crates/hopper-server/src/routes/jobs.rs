@@ -7,12 +7,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hopper_store::{Inserted, JobInsertParams, JobListParams, JobRef};
-use hopper_types::{DEFAULT_NAMESPACE, EnqueueRequest, Job, JobEvent, JobId, JobState, NewJob};
+use hopper_types::{EnqueueRequest, Job, JobEvent, JobId, JobState, NewJob};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{Authorized, CanAdmin, CanCancel, CanEnqueue, CanRead};
 use crate::body::{JsonBody, OptionalJsonBody};
 use crate::error::{ApiError, ErrorBody, json_response};
 use crate::extract::{JobIdPath, QueryPairs};
+use crate::routes::audit;
 use crate::state::AppState;
 use crate::trace_context::{self, TraceParentHeader, job_trace_id};
 
@@ -123,11 +125,13 @@ fn log_enqueued(answer: &Enqueued) {
         (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn enqueue(
     State(st): State<AppState>,
+    Authorized(p, _): CanEnqueue,
     TraceParentHeader(header): TraceParentHeader,
     JsonBody(mut req): JsonBody<EnqueueRequest>,
 ) -> Result<Response, ApiError> {
     trace_context::adopt(&mut req.traceparent, header.as_ref());
-    let new = req.validate(DEFAULT_NAMESPACE, &st.config().limits)?;
+    let new = req.validate(&p.namespace, &st.config().limits)?;
+    st.quotas().admit(&p.namespace, 1).await?;
     let mut inserted = st
         .store()
         .job_insert_many(JobInsertParams {
@@ -160,6 +164,7 @@ pub async fn enqueue(
         (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn enqueue_batch(
     State(st): State<AppState>,
+    Authorized(p, _): CanEnqueue,
     TraceParentHeader(header): TraceParentHeader,
     JsonBody(mut req): JsonBody<BatchRequest>,
 ) -> Result<Response, ApiError> {
@@ -181,7 +186,7 @@ pub async fn enqueue_batch(
     let mut jobs: Vec<NewJob> = Vec::with_capacity(req.jobs.len());
     for (i, r) in req.jobs.into_iter().enumerate() {
         jobs.push(
-            r.validate(DEFAULT_NAMESPACE, limits)
+            r.validate(&p.namespace, limits)
                 .map_err(|e| e.under(&format!("jobs[{i}]")))?,
         );
     }
@@ -199,6 +204,7 @@ pub async fn enqueue_batch(
         }
     }
     let count = jobs.len();
+    st.quotas().admit(&p.namespace, count).await?;
     let inserted = st
         .store()
         .job_insert_many(JobInsertParams {
@@ -226,10 +232,17 @@ pub async fn enqueue_batch(
     responses((status = 200, body = Job), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_job(
     State(st): State<AppState>,
+    Authorized(p, _): CanRead,
     JobIdPath(id): JobIdPath,
 ) -> Result<Response, ApiError> {
     trace_context::record_job_id(id);
-    let job = st.store().job_get(&JobRef::default_ns(id)).await?;
+    let job = st
+        .store()
+        .job_get(&JobRef {
+            namespace: p.namespace.clone(),
+            id,
+        })
+        .await?;
     Ok(json_response(StatusCode::OK, &job.without_token()))
 }
 
@@ -246,9 +259,10 @@ pub async fn get_job(
     responses((status = 200, body = JobPageAnswer), (status = 400, body = ErrorBody)))]
 pub async fn list_jobs(
     State(st): State<AppState>,
+    Authorized(p, _): CanRead,
     query: QueryPairs,
 ) -> Result<Response, ApiError> {
-    let params = list_params(&query)?;
+    let params = list_params(&query, &p.namespace)?;
     let page = st.store().job_list(&params).await?;
     let answer = JobPageAnswer {
         jobs: page.jobs.into_iter().map(Job::without_token).collect(),
@@ -258,7 +272,7 @@ pub async fn list_jobs(
 }
 
 /// Turns the query of `GET /v1/jobs` into store parameters, naming any bad parameter.
-fn list_params(query: &QueryPairs) -> Result<JobListParams, ApiError> {
+fn list_params(query: &QueryPairs, namespace: &str) -> Result<JobListParams, ApiError> {
     query.only(&["queue", "state", "kind", "tag", "q", "limit", "cursor"])?;
     let queue = query.single("queue")?.map(str::to_string);
     if let Some(q) = &queue {
@@ -286,7 +300,7 @@ fn list_params(query: &QueryPairs) -> Result<JobListParams, ApiError> {
             .map(str::to_string))
     };
     Ok(JobListParams {
-        namespace: DEFAULT_NAMESPACE.to_string(),
+        namespace: namespace.to_string(),
         queue,
         states,
         kind,
@@ -304,17 +318,26 @@ fn list_params(query: &QueryPairs) -> Result<JobListParams, ApiError> {
     responses((status = 200, body = Job), (status = 404, body = ErrorBody), (status = 409, description = "invalid_state", body = ErrorBody)))]
 pub async fn cancel_job(
     State(st): State<AppState>,
+    Authorized(p, _): CanCancel,
     JobIdPath(id): JobIdPath,
     OptionalJsonBody(_): OptionalJsonBody<EmptyBody>,
 ) -> Result<Response, ApiError> {
     trace_context::record_job_id(id);
     let job = st
         .store()
-        .job_cancel(&JobRef::default_ns(id), ACTOR)
+        .job_cancel(
+            &JobRef {
+                namespace: p.namespace.clone(),
+                id,
+            },
+            ACTOR,
+        )
         .await?;
     if job.state == JobState::Cancelled {
         st.metrics().job_cancelled(&job);
     }
+    let details = serde_json::json!({"state": job.state});
+    audit::record(&st, &p, "job.cancel", &id.to_string(), details).await;
     Ok(json_response(StatusCode::OK, &job.without_token()))
 }
 
@@ -325,11 +348,23 @@ pub async fn cancel_job(
     responses((status = 200, body = Job), (status = 404, body = ErrorBody), (status = 409, description = "invalid_state", body = ErrorBody)))]
 pub async fn retry_job(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     JobIdPath(id): JobIdPath,
     OptionalJsonBody(_): OptionalJsonBody<EmptyBody>,
 ) -> Result<Response, ApiError> {
     trace_context::record_job_id(id);
-    let job = st.store().job_retry(&JobRef::default_ns(id), ACTOR).await?;
+    let job = st
+        .store()
+        .job_retry(
+            &JobRef {
+                namespace: p.namespace.clone(),
+                id,
+            },
+            ACTOR,
+        )
+        .await?;
+    let details = serde_json::json!({"state": job.state});
+    audit::record(&st, &p, "job.retry", &id.to_string(), details).await;
     Ok(json_response(StatusCode::OK, &job.without_token()))
 }
 
@@ -339,10 +374,24 @@ pub async fn retry_job(
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody), (status = 409, description = "invalid_state", body = ErrorBody)))]
 pub async fn delete_job(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     JobIdPath(id): JobIdPath,
 ) -> Result<Response, ApiError> {
     trace_context::record_job_id(id);
-    st.store().job_delete(&JobRef::default_ns(id)).await?;
+    st.store()
+        .job_delete(&JobRef {
+            namespace: p.namespace.clone(),
+            id,
+        })
+        .await?;
+    audit::record(
+        &st,
+        &p,
+        "job.delete",
+        &id.to_string(),
+        serde_json::json!({}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -353,12 +402,21 @@ pub async fn delete_job(
     responses((status = 200, body = crate::explain::Explanation), (status = 404, body = ErrorBody)))]
 pub async fn explain_job(
     State(st): State<AppState>,
+    Authorized(p, _): CanRead,
     JobIdPath(id): JobIdPath,
 ) -> Result<Response, ApiError> {
     trace_context::record_job_id(id);
-    let wait = st.store().job_explain(&JobRef::default_ns(id)).await?;
+    let wait = st
+        .store()
+        .job_explain(&JobRef {
+            namespace: p.namespace.clone(),
+            id,
+        })
+        .await?;
     let now = st.store().clock().now();
-    let last_poll = st.workers().last_poll(&wait.job.queue, now);
+    let last_poll = st
+        .workers()
+        .last_poll(&wait.job.namespace, &wait.job.queue, now);
     let answer = crate::explain::explain(&wait, now, last_poll);
     Ok(json_response(StatusCode::OK, &answer))
 }
@@ -369,10 +427,17 @@ pub async fn explain_job(
     responses((status = 200, body = EventsAnswer), (status = 404, body = ErrorBody)))]
 pub async fn job_events(
     State(st): State<AppState>,
+    Authorized(p, _): CanRead,
     JobIdPath(id): JobIdPath,
 ) -> Result<Response, ApiError> {
     trace_context::record_job_id(id);
-    let events = st.store().job_events(&JobRef::default_ns(id)).await?;
+    let events = st
+        .store()
+        .job_events(&JobRef {
+            namespace: p.namespace.clone(),
+            id,
+        })
+        .await?;
     Ok(json_response(StatusCode::OK, &EventsAnswer { events }))
 }
 
@@ -390,7 +455,7 @@ mod tests {
     }
 
     fn bad(pairs: &[(&str, &str)]) -> String {
-        list_params(&q(pairs))
+        list_params(&q(pairs), "default")
             .unwrap_err()
             .detail
             .field
@@ -399,15 +464,18 @@ mod tests {
 
     #[test]
     fn list_query_is_checked() {
-        let p = list_params(&q(&[
-            ("state", "dead"),
-            ("state", "retryable,dead"),
-            ("limit", "7"),
-        ]))
+        let p = list_params(
+            &q(&[
+                ("state", "dead"),
+                ("state", "retryable,dead"),
+                ("limit", "7"),
+            ]),
+            "default",
+        )
         .unwrap();
         assert_eq!(p.states, vec![JobState::Dead, JobState::Retryable]);
         assert_eq!(p.limit, 7);
-        assert_eq!(list_params(&q(&[])).unwrap().limit, DEFAULT_PAGE);
+        assert_eq!(list_params(&q(&[]), "default").unwrap().limit, DEFAULT_PAGE);
         assert_eq!(bad(&[("cursor", "nope")]), "cursor");
         assert_eq!(bad(&[("limit", "0")]), "limit");
         assert_eq!(bad(&[("limit", "501")]), "limit");

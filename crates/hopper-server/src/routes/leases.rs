@@ -16,10 +16,11 @@ use axum::response::Response;
 use hopper_store::JobLeaseParams;
 use std::collections::{BTreeMap, HashMap};
 
-use hopper_types::{DEFAULT_NAMESPACE, Job, JobId, JobState, validate_name};
+use hopper_types::{Job, JobId, JobState, validate_name};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::auth::{Authorized, CanWork};
 use crate::body::JsonBody;
 use crate::error::{ApiError, ErrorBody, json_response};
 use crate::state::AppState;
@@ -97,7 +98,7 @@ struct Checked {
     wait: Duration,
 }
 
-fn check(req: LeaseRequest) -> Result<Checked, ApiError> {
+fn check(req: LeaseRequest, namespace: &str) -> Result<Checked, ApiError> {
     if req.queues.is_empty() || req.queues.len() > MAX_QUEUES {
         return Err(ApiError::invalid(
             "queues",
@@ -136,7 +137,7 @@ fn check(req: LeaseRequest) -> Result<Checked, ApiError> {
     let wait_ms = in_range("wait_ms", req.wait_ms, 0, 0, MAX_WAIT_MS)?;
     Ok(Checked {
         params: JobLeaseParams {
-            namespace: DEFAULT_NAMESPACE.to_string(),
+            namespace: namespace.to_string(),
             queues,
             worker_id: req.worker_id,
             // Both within 1..=1000 / 0..=60000 after the checks above.
@@ -155,13 +156,19 @@ fn check(req: LeaseRequest) -> Result<Checked, ApiError> {
         (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn lease(
     State(st): State<AppState>,
+    Authorized(p, _): CanWork,
     JsonBody(req): JsonBody<LeaseRequest>,
 ) -> Result<Response, ApiError> {
-    let Checked { params, wait } = check(req)?;
+    let Checked { params, wait } = check(req, &p.namespace)?;
     let jobs = lease_or_wait(&st, &params, wait).await?;
     let now = st.store().clock().now();
-    st.workers()
-        .leased(&params.worker_id, &params.queues, &jobs, now);
+    st.workers().leased(
+        &params.namespace,
+        &params.worker_id,
+        &params.queues,
+        &jobs,
+        now,
+    );
     for j in &jobs {
         st.metrics().job_leased(j);
     }
@@ -289,7 +296,7 @@ mod tests {
     use super::*;
 
     fn req(json: &str) -> Result<Checked, ApiError> {
-        check(crate::body::parse_json(json.as_bytes())?)
+        check(crate::body::parse_json(json.as_bytes())?, "default")
     }
 
     fn field(json: &str) -> String {

@@ -3,18 +3,28 @@
 //! Handlers live by concept: [`jobs`] (producers), [`leases`] (the long poll), [`outcomes`]
 //! (what workers report), [`queues`], [`schedules`] (cron schedules), [`workers`], [`ops`]
 //! (health, metrics, OpenAPI), [`events`] (the live event stream), [`workflows`] (DAG runs), [`workflow_definitions`] (named definitions, triggers, backfills), [`bulk`] (one action on many jobs), [`dead_letters`] (dead jobs
-//! grouped by error), [`stats`] (this node's recent activity, for the UI's charts); the web UI's files are served by [`crate::ui`].
+//! grouped by error), [`stats`] (this node's recent activity, for the UI's charts), [`keys`]
+//! (API keys), [`namespaces`] (quotas), [`audit`] (the audit log), [`webhooks`] (signed
+//! webhooks), [`session`] (the UI's login); the web UI's files are served by [`crate::ui`].
+//!
+//! Every handler of tenant data takes [`crate::auth::Authorized`] at its access level; only
+//! health, readiness, the OpenAPI document, the UI's static files and the login are open.
 
+pub mod audit;
 pub mod bulk;
 pub mod dead_letters;
 pub mod events;
 pub mod jobs;
+pub mod keys;
 pub mod leases;
+pub mod namespaces;
 pub mod ops;
 pub mod outcomes;
 pub mod queues;
 pub mod schedules;
+pub mod session;
 pub mod stats;
+pub mod webhooks;
 pub mod workers;
 pub mod workflow_definitions;
 pub mod workflows;
@@ -119,6 +129,30 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/v1/dead-letters/purge",
             post(dead_letters::purge_dead_letters),
+        )
+        .route("/v1/keys", post(keys::create_key).get(keys::list_keys))
+        .route("/v1/keys/{id}", get(keys::get_key))
+        .route("/v1/keys/{id}/revoke", post(keys::revoke_key))
+        .route("/v1/namespaces", get(namespaces::list_namespaces))
+        .route(
+            "/v1/namespaces/{name}",
+            get(namespaces::get_namespace).put(namespaces::put_namespace),
+        )
+        .route("/v1/audit", get(audit::list_audit))
+        .route(
+            "/v1/webhooks",
+            post(webhooks::create_webhook).get(webhooks::list_webhooks),
+        )
+        .route("/v1/webhooks/{id}", delete(webhooks::delete_webhook))
+        .route(
+            "/v1/webhooks/{id}/deliveries",
+            get(webhooks::list_deliveries),
+        )
+        .route(
+            "/v1/session",
+            get(session::whoami)
+                .post(session::login)
+                .delete(session::logout),
         )
         .route("/", get(crate::ui::index))
         .route("/ui/{*path}", get(crate::ui::asset))

@@ -3,9 +3,9 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hopper_types::DEFAULT_NAMESPACE;
 use serde::Serialize;
 
+use crate::auth::{Authorized, CanReadAll};
 use crate::error::{ApiError, ErrorBody, json_response};
 use crate::state::AppState;
 
@@ -40,8 +40,8 @@ pub async fn readyz(State(st): State<AppState>) -> Result<Response, ApiError> {
 /// Prometheus metrics in the OpenMetrics text format.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")))]
-pub async fn metrics(State(st): State<AppState>) -> Response {
-    let queues = match st.store().queue_list(DEFAULT_NAMESPACE).await {
+pub async fn metrics(State(st): State<AppState>, Authorized(p, _): CanReadAll) -> Response {
+    let queues = match st.store().queue_list(&p.namespace).await {
         Ok(q) => q,
         Err(e) => {
             // Still serve the counters: a scrape that fails whole would hide them too.

@@ -14,6 +14,7 @@ use hopper_types::{Job, JobId, JobState, Limits, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::auth::{Authorized, CanWork};
 use crate::body::JsonBody;
 use crate::error::{ApiError, ErrorBody, ErrorDetail, json_response};
 use crate::extract::JobIdPath;
@@ -261,6 +262,7 @@ fn log_outcome(job: &Job, name: OutcomeName) {
 /// Applies one outcome and answers the job.
 async fn apply_one(
     st: &AppState,
+    namespace: &str,
     id: JobId,
     lease_token: String,
     name: OutcomeName,
@@ -268,7 +270,10 @@ async fn apply_one(
 ) -> Result<Response, ApiError> {
     trace_context::record_job_id(id);
     let ack = JobAck {
-        job: JobRef::default_ns(id),
+        job: JobRef {
+            namespace: namespace.to_string(),
+            id,
+        },
         lease_token,
         outcome,
     };
@@ -290,6 +295,7 @@ async fn apply_one(
         (status = 409, description = "lease_lost", body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn heartbeat(
     State(st): State<AppState>,
+    Authorized(p, _): CanWork,
     JobIdPath(id): JobIdPath,
     JsonBody(req): JsonBody<HeartbeatRequest>,
 ) -> Result<Response, ApiError> {
@@ -317,7 +323,10 @@ pub async fn heartbeat(
     let hb = st
         .store()
         .job_heartbeat(JobHeartbeatParams {
-            job: JobRef::default_ns(id),
+            job: JobRef {
+                namespace: p.namespace.clone(),
+                id,
+            },
             lease_token: req.lease_token,
             lease_ms: req.lease_ms,
             progress: req.progress,
@@ -342,12 +351,14 @@ pub async fn heartbeat(
         (status = 409, description = "lease_lost or invalid_state", body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn complete(
     State(st): State<AppState>,
+    Authorized(p, _): CanWork,
     JobIdPath(id): JobIdPath,
     JsonBody(req): JsonBody<CompleteRequest>,
 ) -> Result<Response, ApiError> {
     let result = check_result(req.result, &st.config().limits, "result")?;
     apply_one(
         &st,
+        &p.namespace,
         id,
         req.lease_token,
         OutcomeName::Completed,
@@ -364,12 +375,14 @@ pub async fn complete(
         (status = 404, body = ErrorBody), (status = 409, description = "lease_lost or invalid_state", body = ErrorBody)))]
 pub async fn fail(
     State(st): State<AppState>,
+    Authorized(p, _): CanWork,
     JobIdPath(id): JobIdPath,
     JsonBody(req): JsonBody<FailRequest>,
 ) -> Result<Response, ApiError> {
     let f = failure(req.error, req.retry_in_ms, &st.config().limits, "")?;
     apply_one(
         &st,
+        &p.namespace,
         id,
         req.lease_token,
         OutcomeName::Failed,
@@ -386,11 +399,13 @@ pub async fn fail(
         (status = 409, description = "lease_lost or invalid_state", body = ErrorBody)))]
 pub async fn release(
     State(st): State<AppState>,
+    Authorized(p, _): CanWork,
     JobIdPath(id): JobIdPath,
     JsonBody(req): JsonBody<TokenRequest>,
 ) -> Result<Response, ApiError> {
     apply_one(
         &st,
+        &p.namespace,
         id,
         req.lease_token,
         OutcomeName::Released,
@@ -407,11 +422,13 @@ pub async fn release(
         (status = 409, description = "lease_lost or invalid_state", body = ErrorBody)))]
 pub async fn cancelled(
     State(st): State<AppState>,
+    Authorized(p, _): CanWork,
     JobIdPath(id): JobIdPath,
     JsonBody(req): JsonBody<TokenRequest>,
 ) -> Result<Response, ApiError> {
     apply_one(
         &st,
+        &p.namespace,
         id,
         req.lease_token,
         OutcomeName::Cancelled,
@@ -421,7 +438,12 @@ pub async fn cancelled(
 }
 
 /// Turns one wire ack into a store ack; any malformed field rejects the whole request.
-fn check_ack(i: usize, item: AckItem, limits: &Limits) -> Result<(JobAck, OutcomeName), ApiError> {
+fn check_ack(
+    i: usize,
+    item: AckItem,
+    limits: &Limits,
+    namespace: &str,
+) -> Result<(JobAck, OutcomeName), ApiError> {
     let at = |f: &str| format!("acks[{i}].{f}");
     let only_for = |f: &str, what: &str| {
         ApiError::invalid(at(f), format!("{f} is only allowed with outcome {what}"))
@@ -457,7 +479,10 @@ fn check_ack(i: usize, item: AckItem, limits: &Limits) -> Result<(JobAck, Outcom
     };
     Ok((
         JobAck {
-            job: JobRef::default_ns(item.id),
+            job: JobRef {
+                namespace: namespace.to_string(),
+                id: item.id,
+            },
             lease_token: item.lease_token,
             outcome,
         },
@@ -472,6 +497,7 @@ fn check_ack(i: usize, item: AckItem, limits: &Limits) -> Result<(JobAck, Outcom
         (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn acks(
     State(st): State<AppState>,
+    Authorized(p, _): CanWork,
     JsonBody(req): JsonBody<AcksRequest>,
 ) -> Result<Response, ApiError> {
     if req.acks.is_empty() || req.acks.len() > MAX_ACKS {
@@ -484,7 +510,7 @@ pub async fn acks(
     let mut acks = Vec::with_capacity(req.acks.len());
     let mut names = Vec::with_capacity(req.acks.len());
     for (i, item) in req.acks.into_iter().enumerate() {
-        let (ack, name) = check_ack(i, item, limits)?;
+        let (ack, name) = check_ack(i, item, limits, &p.namespace)?;
         acks.push(ack);
         names.push(name);
     }
@@ -540,7 +566,7 @@ mod tests {
                 let limits = Limits::default();
                 let mut err = None;
                 for (i, item) in r.acks.into_iter().enumerate() {
-                    if let Err(e) = check_ack(i, item, &limits) {
+                    if let Err(e) = check_ack(i, item, &limits, "default") {
                         err = Some(e);
                         break;
                     }

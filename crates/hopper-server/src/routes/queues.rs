@@ -9,12 +9,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use hopper_store::QueueInfo;
-use hopper_types::{DEFAULT_NAMESPACE, JobState, QueueConfig};
+use hopper_types::{JobState, QueueConfig};
 use serde::Serialize;
 
+use crate::auth::{Authorized, CanAdmin, CanRead, Principal};
 use crate::body::{JsonBody, OptionalJsonBody};
 use crate::error::{ApiError, ErrorBody, json_response};
 use crate::extract::{QueryPairs, QueueNamePath};
+use crate::routes::audit;
 use crate::routes::jobs::EmptyBody;
 use crate::state::AppState;
 
@@ -71,8 +73,11 @@ pub struct CountAnswer {
 /// Every queue that has jobs or configuration.
 #[utoipa::path(get, path = "/v1/queues", tag = "queues",
     responses((status = 200, body = QueuesAnswer), (status = 503, body = ErrorBody)))]
-pub async fn list_queues(State(st): State<AppState>) -> Result<Response, ApiError> {
-    let queues = st.store().queue_list(DEFAULT_NAMESPACE).await?;
+pub async fn list_queues(
+    State(st): State<AppState>,
+    Authorized(p, _): CanRead,
+) -> Result<Response, ApiError> {
+    let queues = st.store().queue_list(&p.namespace).await?;
     let answer = QueuesAnswer {
         queues: queues.into_iter().map(QueueView::from).collect(),
     };
@@ -85,9 +90,10 @@ pub async fn list_queues(State(st): State<AppState>) -> Result<Response, ApiErro
     responses((status = 200, body = QueueView), (status = 400, body = ErrorBody)))]
 pub async fn get_queue(
     State(st): State<AppState>,
+    Authorized(p, _): CanRead,
     QueueNamePath(name): QueueNamePath,
 ) -> Result<Response, ApiError> {
-    let q = st.store().queue_get(DEFAULT_NAMESPACE, &name).await?;
+    let q = st.store().queue_get(&p.namespace, &name).await?;
     Ok(json_response(StatusCode::OK, &QueueView::from(q)))
 }
 
@@ -99,22 +105,36 @@ pub async fn get_queue(
     responses((status = 200, body = QueueView), (status = 400, body = ErrorBody)))]
 pub async fn configure(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     QueueNamePath(name): QueueNamePath,
     JsonBody(config): JsonBody<QueueConfig>,
 ) -> Result<Response, ApiError> {
     config.validate()?;
     let q = st
         .store()
-        .queue_configure(DEFAULT_NAMESPACE, &name, config)
+        .queue_configure(&p.namespace, &name, config.clone())
         .await?;
+    let details = serde_json::to_value(&config).unwrap_or_default();
+    audit::record(&st, &p, "queue.configure", &name, details).await;
     Ok(json_response(StatusCode::OK, &QueueView::from(q)))
 }
 
-async fn set_paused(st: &AppState, name: &str, paused: bool) -> Result<Response, ApiError> {
+async fn set_paused(
+    st: &AppState,
+    p: &Principal,
+    name: &str,
+    paused: bool,
+) -> Result<Response, ApiError> {
     let q = st
         .store()
-        .queue_set_paused(DEFAULT_NAMESPACE, name, paused)
+        .queue_set_paused(&p.namespace, name, paused)
         .await?;
+    let action = if paused {
+        "queue.pause"
+    } else {
+        "queue.resume"
+    };
+    audit::record(st, p, action, name, serde_json::json!({})).await;
     Ok(json_response(StatusCode::OK, &QueueView::from(q)))
 }
 
@@ -125,10 +145,11 @@ async fn set_paused(st: &AppState, name: &str, paused: bool) -> Result<Response,
     responses((status = 200, body = QueueView), (status = 400, body = ErrorBody)))]
 pub async fn pause(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     QueueNamePath(name): QueueNamePath,
     OptionalJsonBody(_): OptionalJsonBody<EmptyBody>,
 ) -> Result<Response, ApiError> {
-    set_paused(&st, &name, true).await
+    set_paused(&st, &p, &name, true).await
 }
 
 /// Hand out leases from a queue again.
@@ -138,10 +159,11 @@ pub async fn pause(
     responses((status = 200, body = QueueView), (status = 400, body = ErrorBody)))]
 pub async fn resume(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     QueueNamePath(name): QueueNamePath,
     OptionalJsonBody(_): OptionalJsonBody<EmptyBody>,
 ) -> Result<Response, ApiError> {
-    set_paused(&st, &name, false).await
+    set_paused(&st, &p, &name, false).await
 }
 
 /// Retry every dead job of a queue.
@@ -151,13 +173,22 @@ pub async fn resume(
     responses((status = 200, body = CountAnswer), (status = 400, body = ErrorBody)))]
 pub async fn retry_dead(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     QueueNamePath(name): QueueNamePath,
     OptionalJsonBody(_): OptionalJsonBody<EmptyBody>,
 ) -> Result<Response, ApiError> {
     let count = st
         .store()
-        .queue_retry_dead(DEFAULT_NAMESPACE, &name, ACTOR)
+        .queue_retry_dead(&p.namespace, &name, ACTOR)
         .await?;
+    audit::record(
+        &st,
+        &p,
+        "queue.retry_dead",
+        &name,
+        serde_json::json!({"retried": count}),
+    )
+    .await;
     Ok(json_response(StatusCode::OK, &CountAnswer { count }))
 }
 
@@ -168,6 +199,7 @@ pub async fn retry_dead(
     responses((status = 200, body = CountAnswer), (status = 400, body = ErrorBody)))]
 pub async fn purge(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     QueueNamePath(name): QueueNamePath,
     query: QueryPairs,
 ) -> Result<Response, ApiError> {
@@ -190,9 +222,8 @@ pub async fn purge(
                 )
             })?,
     };
-    let count = st
-        .store()
-        .queue_purge(DEFAULT_NAMESPACE, &name, state)
-        .await?;
+    let count = st.store().queue_purge(&p.namespace, &name, state).await?;
+    let details = serde_json::json!({"state": state, "purged": count});
+    audit::record(&st, &p, "queue.purge", &name, details).await;
     Ok(json_response(StatusCode::OK, &CountAnswer { count }))
 }

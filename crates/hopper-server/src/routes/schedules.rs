@@ -9,11 +9,13 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use hopper_store::{JobInsertParams, ScheduleCreate, ScheduleUpdate, StoreError};
 use hopper_types::schedule::{Schedule, ScheduleRequest, ScheduleView};
-use hopper_types::{DEFAULT_NAMESPACE, Job, validate_name};
+use hopper_types::{Job, validate_name};
 use serde::Serialize;
 
+use crate::auth::{Authorized, CanAdmin, CanRead, Principal};
 use crate::body::{JsonBody, OptionalJsonBody};
 use crate::error::{ApiError, ErrorBody, json_response};
+use crate::routes::audit;
 use crate::routes::jobs::EmptyBody;
 use crate::state::AppState;
 
@@ -70,27 +72,32 @@ fn answer(st: &AppState, status: StatusCode, s: Schedule) -> Response {
         (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create_schedule(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     JsonBody(req): JsonBody<ScheduleRequest>,
 ) -> Result<Response, ApiError> {
-    let (name, definition) = req.validate(None, DEFAULT_NAMESPACE, &st.config().limits)?;
+    let (name, definition) = req.validate(None, &p.namespace, &st.config().limits)?;
     let s = st
         .store()
         .schedule_create(ScheduleCreate {
-            namespace: DEFAULT_NAMESPACE.to_string(),
+            namespace: p.namespace.clone(),
             name: name.clone(),
             definition,
         })
         .await
         .map_err(|e| schedule_error(e, &name))?;
     st.store().signals().notify_schedules();
+    audit::record(&st, &p, "schedule.create", &name, serde_json::json!({})).await;
     Ok(answer(&st, StatusCode::CREATED, s))
 }
 
 /// Every schedule, by name.
 #[utoipa::path(get, path = "/v1/schedules", tag = "schedules",
     responses((status = 200, body = SchedulesAnswer), (status = 503, body = ErrorBody)))]
-pub async fn list_schedules(State(st): State<AppState>) -> Result<Response, ApiError> {
-    let schedules = st.store().schedule_list(DEFAULT_NAMESPACE).await?;
+pub async fn list_schedules(
+    State(st): State<AppState>,
+    Authorized(p, _): CanRead,
+) -> Result<Response, ApiError> {
+    let schedules = st.store().schedule_list(&p.namespace).await?;
     let answer = SchedulesAnswer {
         schedules: schedules.into_iter().map(|s| view(&st, s)).collect(),
     };
@@ -104,11 +111,12 @@ pub async fn list_schedules(State(st): State<AppState>) -> Result<Response, ApiE
         (status = 404, body = ErrorBody)))]
 pub async fn get_schedule(
     State(st): State<AppState>,
+    Authorized(p, _): CanRead,
     ScheduleNamePath(name): ScheduleNamePath,
 ) -> Result<Response, ApiError> {
     let s = st
         .store()
-        .schedule_get(DEFAULT_NAMESPACE, &name)
+        .schedule_get(&p.namespace, &name)
         .await
         .map_err(|e| schedule_error(e, &name))?;
     Ok(answer(&st, StatusCode::OK, s))
@@ -123,20 +131,22 @@ pub async fn get_schedule(
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn replace_schedule(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     ScheduleNamePath(name): ScheduleNamePath,
     JsonBody(req): JsonBody<ScheduleRequest>,
 ) -> Result<Response, ApiError> {
-    let (name, definition) = req.validate(Some(&name), DEFAULT_NAMESPACE, &st.config().limits)?;
+    let (name, definition) = req.validate(Some(&name), &p.namespace, &st.config().limits)?;
     let s = st
         .store()
         .schedule_update(ScheduleUpdate {
-            namespace: DEFAULT_NAMESPACE.to_string(),
+            namespace: p.namespace.clone(),
             name: name.clone(),
             definition,
         })
         .await
         .map_err(|e| schedule_error(e, &name))?;
     st.store().signals().notify_schedules();
+    audit::record(&st, &p, "schedule.update", &name, serde_json::json!({})).await;
     Ok(answer(&st, StatusCode::OK, s))
 }
 
@@ -147,22 +157,35 @@ pub async fn replace_schedule(
         (status = 404, body = ErrorBody)))]
 pub async fn delete_schedule(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     ScheduleNamePath(name): ScheduleNamePath,
 ) -> Result<Response, ApiError> {
     st.store()
-        .schedule_delete(DEFAULT_NAMESPACE, &name)
+        .schedule_delete(&p.namespace, &name)
         .await
         .map_err(|e| schedule_error(e, &name))?;
+    audit::record(&st, &p, "schedule.delete", &name, serde_json::json!({})).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn set_paused(st: &AppState, name: &str, paused: bool) -> Result<Response, ApiError> {
+async fn set_paused(
+    st: &AppState,
+    p: &Principal,
+    name: &str,
+    paused: bool,
+) -> Result<Response, ApiError> {
     let s = st
         .store()
-        .schedule_set_paused(DEFAULT_NAMESPACE, name, paused)
+        .schedule_set_paused(&p.namespace, name, paused)
         .await
         .map_err(|e| schedule_error(e, name))?;
     st.store().signals().notify_schedules();
+    let action = if paused {
+        "schedule.pause"
+    } else {
+        "schedule.resume"
+    };
+    audit::record(st, p, action, name, serde_json::json!({})).await;
     Ok(answer(st, StatusCode::OK, s))
 }
 
@@ -174,10 +197,11 @@ async fn set_paused(st: &AppState, name: &str, paused: bool) -> Result<Response,
         (status = 404, body = ErrorBody)))]
 pub async fn pause_schedule(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     ScheduleNamePath(name): ScheduleNamePath,
     OptionalJsonBody(_): OptionalJsonBody<EmptyBody>,
 ) -> Result<Response, ApiError> {
-    set_paused(&st, &name, true).await
+    set_paused(&st, &p, &name, true).await
 }
 
 /// Fire again. The ticks missed while paused are handled by the misfire policy.
@@ -188,10 +212,11 @@ pub async fn pause_schedule(
         (status = 404, body = ErrorBody)))]
 pub async fn resume_schedule(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     ScheduleNamePath(name): ScheduleNamePath,
     OptionalJsonBody(_): OptionalJsonBody<EmptyBody>,
 ) -> Result<Response, ApiError> {
-    set_paused(&st, &name, false).await
+    set_paused(&st, &p, &name, false).await
 }
 
 /// Enqueue one job from the schedule's template now (paused or not), with the idempotency key
@@ -203,12 +228,13 @@ pub async fn resume_schedule(
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn trigger_schedule(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     ScheduleNamePath(name): ScheduleNamePath,
     OptionalJsonBody(_): OptionalJsonBody<EmptyBody>,
 ) -> Result<Response, ApiError> {
     let s = st
         .store()
-        .schedule_get(DEFAULT_NAMESPACE, &name)
+        .schedule_get(&p.namespace, &name)
         .await
         .map_err(|e| schedule_error(e, &name))?;
     let job = s

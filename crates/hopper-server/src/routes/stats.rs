@@ -13,6 +13,7 @@ use axum::response::Response;
 use hopper_types::{Timestamp, validate_name};
 use serde::Serialize;
 
+use crate::auth::{Authorized, CanReadAll};
 use crate::error::{ApiError, ErrorBody, json_response};
 use crate::extract::QueryPairs;
 use crate::metrics::activity::{BUCKET_MS, Point, QueueTotals};
@@ -39,7 +40,11 @@ pub struct StatsAnswer {
 #[utoipa::path(get, path = "/v1/stats", tag = "operations",
     params(("queue" = Option<String>, Query, description = "Only this queue in `series`")),
     responses((status = 200, body = StatsAnswer), (status = 400, body = ErrorBody)))]
-pub async fn stats(State(st): State<AppState>, query: QueryPairs) -> Result<Response, ApiError> {
+pub async fn stats(
+    State(st): State<AppState>,
+    Authorized(_, _): CanReadAll,
+    query: QueryPairs,
+) -> Result<Response, ApiError> {
     query.only(&["queue"])?;
     let queue = query.single("queue")?;
     if let Some(q) = queue {

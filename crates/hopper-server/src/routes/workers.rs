@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use hopper_types::{DEFAULT_NAMESPACE, Timestamp};
+use hopper_types::Timestamp;
 use serde::Serialize;
 
+use crate::auth::{Authorized, CanRead};
 use crate::error::{ApiError, ErrorBody, json_response};
 use crate::state::AppState;
 
@@ -34,12 +35,15 @@ pub struct WorkersAnswer {
 /// Workers seen in the last minute.
 #[utoipa::path(get, path = "/v1/workers", tag = "workers",
     responses((status = 200, body = WorkersAnswer), (status = 503, body = ErrorBody)))]
-pub async fn list_workers(State(st): State<AppState>) -> Result<Response, ApiError> {
+pub async fn list_workers(
+    State(st): State<AppState>,
+    Authorized(p, _): CanRead,
+) -> Result<Response, ApiError> {
     // The running counts come from the store, which is right even across restarts; the
     // registry only knows who was seen.
     let running: HashMap<String, u64> = st
         .store()
-        .worker_running_list(DEFAULT_NAMESPACE)
+        .worker_running_list(&p.namespace)
         .await?
         .into_iter()
         .map(|w| (w.worker_id, w.running))
@@ -47,7 +51,7 @@ pub async fn list_workers(State(st): State<AppState>) -> Result<Response, ApiErr
     let now = st.store().clock().now();
     let workers = st
         .workers()
-        .recent(now)
+        .recent(&p.namespace, now)
         .into_iter()
         .map(|w| WorkerView {
             running: running.get(&w.id).copied().unwrap_or(0),

@@ -12,12 +12,14 @@ use hopper_types::workflow_definition::{
     Backfill, BackfillRequest, DEFAULT_MAX_RUNNING, DefinitionRequest, MAX_MAX_RUNNING,
     TriggerRequest, WorkflowDefinition, backfill_dates, validate_logical_date,
 };
-use hopper_types::{DEFAULT_NAMESPACE, JobId, validate_name};
+use hopper_types::{JobId, validate_name};
 use serde::Serialize;
 
+use crate::auth::{Authorized, CanAdmin, CanEnqueue, CanRead};
 use crate::body::{JsonBody, OptionalJsonBody};
 use crate::definition_runs::{BackfillProgress, RunError, backfill_state, start_run};
 use crate::error::{ApiError, ErrorBody, json_response};
+use crate::routes::audit;
 use crate::routes::workflows::WorkflowAnswer;
 use crate::state::AppState;
 
@@ -82,23 +84,25 @@ impl From<RunError> for ApiError {
     responses((status = 200, body = WorkflowDefinition), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn put_definition(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     DefinitionNamePath(name): DefinitionNamePath,
     JsonBody(req): JsonBody<DefinitionRequest>,
 ) -> Result<Response, ApiError> {
     let now = st.store().clock().now();
-    let definition = req.validate(&name, DEFAULT_NAMESPACE, &st.config().limits, now)?;
+    let definition = req.validate(&name, &p.namespace, &st.config().limits, now)?;
     let stored = st.store().workflow_definition_put(definition).await?;
+    audit::record(&st, &p, "definition.put", &name, serde_json::json!({})).await;
     Ok(json_response(StatusCode::OK, &stored))
 }
 
 /// Every definition, by name.
 #[utoipa::path(get, path = "/v1/workflows/definitions", tag = "workflows",
     responses((status = 200, body = DefinitionsAnswer)))]
-pub async fn list_definitions(State(st): State<AppState>) -> Result<Response, ApiError> {
-    let definitions = st
-        .store()
-        .workflow_definition_list(DEFAULT_NAMESPACE)
-        .await?;
+pub async fn list_definitions(
+    State(st): State<AppState>,
+    Authorized(p, _): CanRead,
+) -> Result<Response, ApiError> {
+    let definitions = st.store().workflow_definition_list(&p.namespace).await?;
     Ok(json_response(
         StatusCode::OK,
         &DefinitionsAnswer { definitions },
@@ -111,11 +115,12 @@ pub async fn list_definitions(State(st): State<AppState>) -> Result<Response, Ap
     responses((status = 200, body = WorkflowDefinition), (status = 404, body = ErrorBody)))]
 pub async fn get_definition(
     State(st): State<AppState>,
+    Authorized(p, _): CanRead,
     DefinitionNamePath(name): DefinitionNamePath,
 ) -> Result<Response, ApiError> {
     let d = st
         .store()
-        .workflow_definition_get(DEFAULT_NAMESPACE, &name)
+        .workflow_definition_get(&p.namespace, &name)
         .await
         .map_err(|e| definition_error(e, &name))?;
     Ok(json_response(StatusCode::OK, &d))
@@ -127,12 +132,14 @@ pub async fn get_definition(
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
 pub async fn delete_definition(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     DefinitionNamePath(name): DefinitionNamePath,
 ) -> Result<Response, ApiError> {
     st.store()
-        .workflow_definition_delete(DEFAULT_NAMESPACE, &name)
+        .workflow_definition_delete(&p.namespace, &name)
         .await
         .map_err(|e| definition_error(e, &name))?;
+    audit::record(&st, &p, "definition.delete", &name, serde_json::json!({})).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -146,6 +153,7 @@ pub async fn delete_definition(
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn trigger_definition(
     State(st): State<AppState>,
+    Authorized(p, _): CanEnqueue,
     DefinitionNamePath(name): DefinitionNamePath,
     OptionalJsonBody(req): OptionalJsonBody<TriggerRequest>,
 ) -> Result<Response, ApiError> {
@@ -159,9 +167,10 @@ pub async fn trigger_definition(
     };
     let d = st
         .store()
-        .workflow_definition_get(DEFAULT_NAMESPACE, &name)
+        .workflow_definition_get(&p.namespace, &name)
         .await
         .map_err(|e| definition_error(e, &name))?;
+    st.quotas().admit(&p.namespace, d.steps.len()).await?;
     let run = start_run(
         st.store().as_ref(),
         &d,
@@ -190,6 +199,7 @@ pub async fn trigger_definition(
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn backfill_definition(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     DefinitionNamePath(name): DefinitionNamePath,
     JsonBody(req): JsonBody<BackfillRequest>,
 ) -> Result<Response, ApiError> {
@@ -203,7 +213,7 @@ pub async fn backfill_definition(
     }
     let store = st.store();
     let d = store
-        .workflow_definition_get(DEFAULT_NAMESPACE, &name)
+        .workflow_definition_get(&p.namespace, &name)
         .await
         .map_err(|e| definition_error(e, &name))?;
     // Every date's run must be makeable with these parameters: refuse now, not later.
@@ -211,7 +221,7 @@ pub async fn backfill_definition(
     let (backfill, duplicate) = store
         .backfill_create(Backfill {
             id: JobId::new(),
-            namespace: DEFAULT_NAMESPACE.to_string(),
+            namespace: p.namespace.clone(),
             definition: name,
             from: req.from,
             to: req.to,
@@ -222,6 +232,17 @@ pub async fn backfill_definition(
         })
         .await?;
     let (progress, _) = backfill_state(store.as_ref(), &backfill).await?;
+    if !duplicate {
+        let details = serde_json::json!({"from": backfill.from, "to": backfill.to});
+        audit::record(
+            &st,
+            &p,
+            "definition.backfill",
+            &backfill.definition,
+            details,
+        )
+        .await;
+    }
     let status = if duplicate {
         StatusCode::OK
     } else {
@@ -239,11 +260,12 @@ pub async fn backfill_definition(
     responses((status = 200, body = BackfillAnswer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_backfill(
     State(st): State<AppState>,
+    Authorized(p, _): CanRead,
     crate::extract::WorkflowIdPath(id): crate::extract::WorkflowIdPath,
 ) -> Result<Response, ApiError> {
     let backfill = st
         .store()
-        .backfill_get(DEFAULT_NAMESPACE, &id)
+        .backfill_get(&p.namespace, &id)
         .await
         .map_err(|e| match e {
             StoreError::NotFound => ApiError::not_found(format!("no backfill {id}")),

@@ -7,14 +7,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use hopper_store::{StoreError, WorkflowAddSteps, WorkflowInsert, WorkflowListParams, WorkflowRun};
+use hopper_types::Job;
 use hopper_types::workflow::{StepRequest, WorkflowRequest, validate_steps};
 use hopper_types::workflow_run::{Workflow, WorkflowId, WorkflowState};
-use hopper_types::{DEFAULT_NAMESPACE, Job};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{Authorized, CanAdmin, CanCancel, CanEnqueue, CanRead, CanSteps};
 use crate::body::{JsonBody, OptionalJsonBody};
 use crate::error::{ApiError, ErrorBody, json_response};
 use crate::extract::{QueryPairs, WorkflowIdPath};
+use crate::routes::audit;
 use crate::routes::jobs::{DEFAULT_PAGE, EmptyBody, MAX_PAGE};
 use crate::state::AppState;
 
@@ -84,6 +86,7 @@ fn workflow_error(e: StoreError, id: &WorkflowId) -> ApiError {
         (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn submit_workflow(
     State(st): State<AppState>,
+    Authorized(p, _): CanEnqueue,
     JsonBody(req): JsonBody<WorkflowRequest>,
 ) -> Result<Response, ApiError> {
     if let Some(name) = &req.name
@@ -94,18 +97,13 @@ pub async fn submit_workflow(
             format!("name must be 1 to {MAX_NAME_CHARS} characters"),
         ));
     }
-    let steps = validate_steps(
-        req.steps,
-        &|_| false,
-        0,
-        DEFAULT_NAMESPACE,
-        &st.config().limits,
-    )?;
+    let steps = validate_steps(req.steps, &|_| false, 0, &p.namespace, &st.config().limits)?;
+    st.quotas().admit(&p.namespace, steps.len()).await?;
     let run = st
         .store()
         .workflow_insert(WorkflowInsert {
             id: WorkflowId::new(),
-            namespace: DEFAULT_NAMESPACE.to_string(),
+            namespace: p.namespace.clone(),
             name: req.name,
             steps,
             actor: ACTOR.to_string(),
@@ -127,6 +125,7 @@ pub async fn submit_workflow(
     responses((status = 200, body = WorkflowPageAnswer), (status = 400, body = ErrorBody)))]
 pub async fn list_workflows(
     State(st): State<AppState>,
+    Authorized(p, _): CanRead,
     query: QueryPairs,
 ) -> Result<Response, ApiError> {
     query.only(&["state", "limit", "cursor"])?;
@@ -143,7 +142,7 @@ pub async fn list_workflows(
     let workflows = st
         .store()
         .workflow_list(&WorkflowListParams {
-            namespace: DEFAULT_NAMESPACE.to_string(),
+            namespace: p.namespace.clone(),
             state,
             definition: None,
             limit,
@@ -168,11 +167,12 @@ pub async fn list_workflows(
     responses((status = 200, body = WorkflowAnswer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_workflow(
     State(st): State<AppState>,
+    Authorized(p, _): CanRead,
     WorkflowIdPath(id): WorkflowIdPath,
 ) -> Result<Response, ApiError> {
     let run = st
         .store()
-        .workflow_get(DEFAULT_NAMESPACE, &id)
+        .workflow_get(&p.namespace, &id)
         .await
         .map_err(|e| workflow_error(e, &id))?;
     Ok(json_response(StatusCode::OK, &WorkflowAnswer::from(run)))
@@ -187,14 +187,23 @@ pub async fn get_workflow(
         (status = 409, description = "invalid_state: the run has finished", body = ErrorBody)))]
 pub async fn cancel_workflow(
     State(st): State<AppState>,
+    Authorized(p, _): CanCancel,
     WorkflowIdPath(id): WorkflowIdPath,
     OptionalJsonBody(_): OptionalJsonBody<EmptyBody>,
 ) -> Result<Response, ApiError> {
     let run = st
         .store()
-        .workflow_cancel(DEFAULT_NAMESPACE, &id, ACTOR)
+        .workflow_cancel(&p.namespace, &id, ACTOR)
         .await
         .map_err(|e| workflow_error(e, &id))?;
+    audit::record(
+        &st,
+        &p,
+        "workflow.cancel",
+        &id.to_string(),
+        serde_json::json!({}),
+    )
+    .await;
     Ok(json_response(StatusCode::OK, &run))
 }
 
@@ -207,14 +216,23 @@ pub async fn cancel_workflow(
         (status = 409, description = "invalid_state: the run is still running, or no step failed", body = ErrorBody)))]
 pub async fn retry_workflow(
     State(st): State<AppState>,
+    Authorized(p, _): CanAdmin,
     WorkflowIdPath(id): WorkflowIdPath,
     OptionalJsonBody(_): OptionalJsonBody<EmptyBody>,
 ) -> Result<Response, ApiError> {
     let run = st
         .store()
-        .workflow_retry(DEFAULT_NAMESPACE, &id, ACTOR)
+        .workflow_retry(&p.namespace, &id, ACTOR)
         .await
         .map_err(|e| workflow_error(e, &id))?;
+    audit::record(
+        &st,
+        &p,
+        "workflow.retry",
+        &id.to_string(),
+        serde_json::json!({}),
+    )
+    .await;
     Ok(json_response(StatusCode::OK, &run))
 }
 
@@ -232,13 +250,15 @@ pub async fn retry_workflow(
         (status = 413, body = ErrorBody)))]
 pub async fn add_steps(
     State(st): State<AppState>,
+    Authorized(p, _): CanSteps,
     WorkflowIdPath(id): WorkflowIdPath,
     JsonBody(req): JsonBody<AddStepsRequest>,
 ) -> Result<Response, ApiError> {
+    st.quotas().admit(&p.namespace, req.steps.len()).await?;
     let steps = st
         .store()
         .workflow_add_steps(WorkflowAddSteps {
-            namespace: DEFAULT_NAMESPACE.to_string(),
+            namespace: p.namespace.clone(),
             workflow_id: id,
             steps: req.steps,
             limits: st.config().limits.clone(),

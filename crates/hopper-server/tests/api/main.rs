@@ -7,6 +7,7 @@ mod common;
 /// Every server of this binary runs on the embedded store.
 const BACKEND: common::Backend = common::Backend::Sqlite;
 
+mod auth;
 mod bulk;
 mod dead_letters;
 mod errors;
@@ -21,5 +22,6 @@ mod queues;
 mod schedules;
 mod shutdown;
 mod ui;
+mod webhooks;
 mod workflow_definitions;
 mod workflows;

@@ -8,6 +8,8 @@ mod common;
 /// Every server of this binary runs on PostgreSQL.
 const BACKEND: common::Backend = common::Backend::Postgres;
 
+#[path = "../api/auth.rs"]
+mod auth;
 #[path = "../api/bulk.rs"]
 mod bulk;
 #[path = "../api/dead_letters.rs"]
@@ -36,6 +38,8 @@ mod schedules;
 mod shutdown;
 #[path = "../api/ui.rs"]
 mod ui;
+#[path = "../api/webhooks.rs"]
+mod webhooks;
 #[path = "../api/workflow_definitions.rs"]
 mod workflow_definitions;
 #[path = "../api/workflows.rs"]

@@ -44,18 +44,36 @@ use report::{BenchReport, WorkloadResult};
 pub const NOOP_KIND: &str = "noop";
 
 /// Runs the chosen workloads and prints the report.
-pub async fn run(server: Option<String>, args: BenchArgs, json: bool) -> anyhow::Result<()> {
+pub async fn run(
+    server: Option<String>,
+    api_key: Option<String>,
+    args: BenchArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    // With --auth on its own server, the bench makes the admin key that server installs.
+    let api_key = match (&server, args.auth) {
+        (None, true) => Some(hopper_types::api_key::generate_key().token),
+        _ => api_key,
+    };
     let own = match &server {
         Some(_) => None,
-        None => Some(OwnServer::start(args.durability).await?),
+        None => {
+            Some(OwnServer::start(args.durability, api_key.as_deref().filter(|_| args.auth)).await?)
+        }
     };
     let url = match (&server, &own) {
         (Some(url), _) => url.clone(),
         (None, Some(own)) => own.url.clone(),
         (None, None) => unreachable!("a server was started when none was given"),
     };
-    let client = Client::new(&url)?;
-    let outcome = run_workloads(&client, &args, own.as_ref().and_then(OwnServer::pid)).await;
+    let client = Client::with_credentials(&url, api_key.as_deref(), None)?;
+    let outcome = run_workloads(
+        &client,
+        &args,
+        own.as_ref().and_then(OwnServer::pid),
+        api_key.as_deref(),
+    )
+    .await;
     if let Some(own) = own {
         own.stop().await.context("stopping the bench server")?;
     }
@@ -77,6 +95,7 @@ async fn run_workloads(
     client: &Client,
     args: &BenchArgs,
     server_pid: Option<u32>,
+    api_key: Option<&str>,
 ) -> anyhow::Result<Vec<WorkloadResult>> {
     let chosen: &[WorkloadArg] = match args.workload {
         WorkloadArg::All => &[
@@ -96,9 +115,10 @@ async fn run_workloads(
                 let shape = drain::Shape::from_args(args)?;
                 let subscribers = match args.subscribers {
                     0 => None,
-                    n => {
-                        Some(subscribers::Subscribers::start(client.base_url().as_str(), n).await?)
-                    }
+                    n => Some(
+                        subscribers::Subscribers::start(client.base_url().as_str(), api_key, n)
+                            .await?,
+                    ),
                 };
                 let r = drain::w3(client, args.jobs.unwrap_or(200_000), &shape).await;
                 match (r, subscribers) {
@@ -125,7 +145,7 @@ async fn run_workloads(
             WorkloadArg::W7 => {
                 let mut clients = vec![client.clone()];
                 for node in &args.nodes {
-                    clients.push(Client::new(node)?);
+                    clients.push(Client::with_credentials(node, api_key, None)?);
                 }
                 let r = cluster::w7(&clients, args.jobs.unwrap_or(100_000)).await;
                 results.extend(r.with_context(|| format!("workload {w:?}"))?);

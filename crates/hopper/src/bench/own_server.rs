@@ -33,13 +33,21 @@ impl OwnServer {
     }
 
     /// Starts a server and waits for its `hopper listening on` line.
-    pub async fn start(durability: DurabilityArg) -> anyhow::Result<OwnServer> {
+    /// With `admin_key`, the server installs it at start and needs it on every call.
+    pub async fn start(
+        durability: DurabilityArg,
+        admin_key: Option<&str>,
+    ) -> anyhow::Result<OwnServer> {
         let exe = std::env::current_exe().context("finding the hopper binary")?;
         let data_dir = tempfile::Builder::new()
             .prefix("hopper-bench-")
             .tempdir()
             .context("creating a temporary data directory")?;
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        if let Some(key) = admin_key {
+            command.env("HOPPER_ADMIN_KEY", key);
+        }
+        let mut child = command
             .arg("server")
             .arg("--bind")
             .arg("127.0.0.1:0")

@@ -23,10 +23,22 @@ pub struct Subscribers {
 }
 
 impl Subscribers {
-    /// Opens `n` unfiltered subscriptions to the server at `base` and waits until each is in
-    /// place (its first bytes arrived).
-    pub async fn start(base: &str, n: usize) -> anyhow::Result<Subscribers> {
-        let http = reqwest::Client::new();
+    /// Opens `n` unfiltered subscriptions to the server at `base` (with `api_key` when given)
+    /// and waits until each is in place (its first bytes arrived).
+    pub async fn start(base: &str, api_key: Option<&str>, n: usize) -> anyhow::Result<Subscribers> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(key) = api_key {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {key}")
+                    .parse()
+                    .context("the API key is not a header value")?,
+            );
+        }
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .context("building the HTTP client")?;
         let url = format!("{}/v1/events", base.trim_end_matches('/'));
         let mut tasks = Vec::with_capacity(n);
         for _ in 0..n {

@@ -5,6 +5,7 @@
 pub mod enqueue;
 pub mod events;
 pub mod jobs;
+pub mod keys;
 pub mod migrate;
 pub mod queue_config;
 pub mod queues;
