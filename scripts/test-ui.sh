@@ -68,10 +68,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== starting hopper server"
+echo "== starting hopper server (authentication on)"
+# The UI is tested as production runs it: with API keys. A fresh admin key per run, installed
+# at start the way automated setups do it.
+HOPPER_UI_KEY="hop_$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')_$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
+export HOPPER_UI_KEY
 # Relaxed durability: the tests need no fsync per answer, and it keeps them quick.
-NO_COLOR=1 "$HOPPER_BIN" server --bind 127.0.0.1:0 --data-dir "$work/data" --durability relaxed \
-  >"$work/stdout" 2>"$work/server.log" &
+NO_COLOR=1 HOPPER_ADMIN_KEY="$HOPPER_UI_KEY" "$HOPPER_BIN" server --bind 127.0.0.1:0 \
+  --data-dir "$work/data" --durability relaxed >"$work/stdout" 2>"$work/server.log" &
 server_pid=$!
 url=""
 for _ in $(seq 300); do

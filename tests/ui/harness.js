@@ -9,6 +9,9 @@ import path from 'node:path';
 
 export const BASE = process.env.HOPPER_UI_URL;
 if (!BASE) throw new Error('HOPPER_UI_URL is not set: run the browser tests with scripts/test-ui.sh');
+/** The admin key of the server under test (it runs with authentication on). */
+export const KEY = process.env.HOPPER_UI_KEY;
+if (!KEY) throw new Error('HOPPER_UI_KEY is not set: run the browser tests with scripts/test-ui.sh');
 
 const modules = process.env.HOPPER_UI_NODE_MODULES;
 if (!modules) throw new Error('HOPPER_UI_NODE_MODULES is not set: run the browser tests with scripts/test-ui.sh');
@@ -37,8 +40,14 @@ export function launch() {
  * A page in its own context (`colorScheme` light or dark), watched for problems. Call
  * `check()` to fail with every problem seen so far, and `close()` at the end (which checks).
  */
-export async function openPage(browser, { colorScheme = 'light', width = 1400, height = 950 } = {}) {
+export async function openPage(browser, { colorScheme = 'light', width = 1400, height = 950, key = KEY } = {}) {
   const context = await browser.newContext({ viewport: { width, height }, colorScheme, deviceScaleFactor: 1 });
+  // Logged in the way the page itself logs in: the session and CSRF cookies land in this
+  // context's jar. `key: null` leaves the page logged out.
+  if (key) {
+    const resp = await context.request.post(`${BASE}/v1/session`, { data: { key } });
+    if (!resp.ok()) throw new Error(`logging in answered ${resp.status()}: ${await resp.text()}`);
+  }
   const page = await context.newPage();
   page.setDefaultTimeout(10_000);
   const problems = [];
@@ -112,9 +121,11 @@ export async function withPage(browser, name, opts, body) {
   await w.close();
 }
 
-/** Calls the API; returns the parsed answer, throws naming the call on a non-2xx status. */
-export async function api(method, p, body) {
-  const init = { method, headers: {} };
+/** Calls the API with `key` (the admin key by default); returns the parsed answer, throws
+ * naming the call on a non-2xx status. */
+export async function api(method, p, body, { key = KEY, namespace = null } = {}) {
+  const init = { method, headers: { authorization: `Bearer ${key}` } };
+  if (namespace) init.headers['x-hopper-namespace'] = namespace;
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);

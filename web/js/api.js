@@ -1,6 +1,8 @@
 // The HTTP API, as the UI uses it. Every state-changing call sends a JSON body (`{}` when it
 // has none) with `content-type: application/json`: the server refuses other bodies, and the
-// same-origin page is what its cross-origin guard lets through.
+// same-origin page is what its cross-origin guard lets through. Once logged in, the session
+// cookie authenticates every call and state-changing ones echo the CSRF cookie in
+// `X-CSRF-Token`; the namespace chosen in the header goes in `X-Hopper-Namespace`.
 
 /** An error answer of the API (`{"error": {code, message, field}}`), or a network failure. */
 export class ApiError extends Error {
@@ -17,13 +19,44 @@ export class ApiError extends Error {
   }
 }
 
+/** The value of cookie `name`, or null. */
+function cookie(name) {
+  const pair = document.cookie.split('; ').find((c) => c.startsWith(`${name}=`));
+  return pair ? pair.slice(name.length + 1) : null;
+}
+
+const NAMESPACE_KEY = 'hopper.namespace';
+
+/** The namespace chosen in the header, or null for the key's own. */
+export function namespace() {
+  try {
+    return localStorage.getItem(NAMESPACE_KEY) || null;
+  } catch {
+    return null;
+  }
+}
+
+/** Chooses the namespace every call acts in (null: the key's own). */
+export function setNamespace(ns) {
+  try {
+    if (ns) localStorage.setItem(NAMESPACE_KEY, ns);
+    else localStorage.removeItem(NAMESPACE_KEY);
+  } catch {
+    // Storage disabled: the choice is lost on reload.
+  }
+}
+
 /** Calls the API; resolves to the parsed JSON answer (null for 204), rejects with ApiError. */
 export async function api(method, path, body) {
   const init = { method, headers: { accept: 'application/json' }, cache: 'no-store' };
   if (method !== 'GET' && method !== 'HEAD') {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body === undefined ? {} : body);
+    const csrf = cookie('hopper_csrf');
+    if (csrf) init.headers['x-csrf-token'] = csrf;
   }
+  const ns = namespace();
+  if (ns) init.headers['x-hopper-namespace'] = ns;
   let resp;
   try {
     resp = await fetch(path, init);
@@ -39,6 +72,10 @@ export async function api(method, path, body) {
     } catch {
       data = null;
     }
+  }
+  if (resp.status === 401 && path !== '/v1/session') {
+    // The session ended (expired or revoked key): start over at the login.
+    location.reload();
   }
   if (!resp.ok) {
     const e = (data && data.error) || {};

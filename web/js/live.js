@@ -3,6 +3,8 @@
 // event means some were skipped, and pages then refetch what they show. When the stream is
 // not reachable, pages fall back to their own polling and the header says so.
 
+import { namespace } from './api.js';
+
 const listeners = new Set();
 const stateListeners = new Set();
 let source = null;
@@ -57,7 +59,9 @@ function emit(ev) {
 function connect() {
   if (source || retryTimer) return;
   let opened = false;
-  source = new EventSource('/v1/events');
+  // EventSource cannot send headers: the namespace goes in the query.
+  const ns = namespace();
+  source = new EventSource(ns ? `/v1/events?namespace=${encodeURIComponent(ns)}` : '/v1/events');
   source.addEventListener('open', () => {
     // After a reconnect the browser resumes with Last-Event-ID, but what happened while the
     // connection was down may still be missing from what a page shows: refetch.

@@ -14,6 +14,8 @@ import * as queue from './pages/queue.js';
 import * as schedules from './pages/schedules.js';
 import * as workflows from './pages/workflows.js';
 import * as workflow from './pages/workflow.js';
+import * as audit from './pages/audit.js';
+import { showAccount, showLogin, whoami } from './session.js';
 
 // [pattern, page module, nav entry]; the first match wins.
 const ROUTES = [
@@ -26,6 +28,7 @@ const ROUTES = [
   [/^\/schedules$/, schedules, 'schedules'],
   [/^\/workflows$/, workflows, 'workflows'],
   [/^\/workflows\/([^/]+)$/, workflow, 'workflows'],
+  [/^\/audit$/, audit, 'audit'],
 ];
 
 const main = document.getElementById('main');
@@ -154,6 +157,23 @@ function focusSearch() {
   find();
 }
 
+// Logs in first when the server needs a key, then starts the page.
+async function start() {
+  let me;
+  try {
+    me = await whoami();
+  } catch {
+    // The server did not answer: start anyway, the pages say what fails.
+    me = undefined;
+  }
+  if (me === null) {
+    await showLogin(main);
+    me = await whoami().catch(() => null);
+  }
+  if (me) showAccount(document.getElementById('account'), me);
+  init();
+}
+
 function init() {
   document.getElementById('theme-toggle').addEventListener('click', cycleTheme);
   document.getElementById('help-button').addEventListener('click', openHelp);
@@ -176,4 +196,4 @@ function init() {
   route();
 }
 
-init();
+start();

@@ -8,6 +8,7 @@ import { lineChart } from '../charts.js';
 import { h, messageRow, replace, setText, stateBadge, syncRows, throttle } from '../dom.js';
 import { fmtDuration, fmtNum, fmtRate, fmtRel, fmtTime, shortId } from '../format.js';
 import { subscribe } from '../live.js';
+import { seesEveryNamespace } from '../session.js';
 
 const COUNT_STATES = ['available', 'scheduled', 'running', 'retryable', 'pending', 'completed', 'dead', 'cancelled'];
 const MAX_EVENTS = 12;
@@ -169,6 +170,11 @@ export function mount(root) {
 
   async function loadStats() {
     if (statsBusy || !alive || Date.now() < statsMissingUntil || document.hidden) return;
+    if (!seesEveryNamespace()) {
+      // The node's activity spans every namespace: a key scoped to some may not read it.
+      setText(statsNote, 'Throughput charts need a key that sees every namespace.');
+      return;
+    }
     statsBusy = true;
     try {
       const s = await get('/v1/stats');
