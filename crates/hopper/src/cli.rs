@@ -118,6 +118,7 @@ pub enum KeysCommand {
         rate_limit: Option<u32>,
     },
     /// List the keys (revoked ones included).
+    #[command(name = "ls", alias = "list")]
     List,
     /// Revoke a key by id.
     Revoke {

@@ -112,6 +112,23 @@ async fn refuses_non_loopback_unless_insecure() {
     hopper_server::serve(config, store, listener, async {})
         .await
         .unwrap();
+
+    // Once the store holds a key, requests need one, so any address is allowed.
+    let (store, _dir) = open_store(Arc::new(SystemClock)).await;
+    let spec = hopper_server::auth::issue::KeySpec {
+        name: "admin".into(),
+        role: hopper_types::api_key::Role::Admin,
+        namespaces: vec!["*".into()],
+        expires_at: None,
+        rate_limit_per_s: None,
+    };
+    hopper_server::auth::issue::issue(store.as_ref(), spec, "test")
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    hopper_server::serve(ServerConfig::default(), store, listener, async {})
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
