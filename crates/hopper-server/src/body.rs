@@ -58,7 +58,21 @@ async fn read_json<T: DeserializeOwned>(
         .headers()
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("?").to_string());
-    let bytes = read_limited(req.into_body(), limits.max_body_bytes).await?;
+    // A client that trickles its body would hold the request (and a connection) forever.
+    let bytes = tokio::time::timeout(
+        BODY_TIMEOUT,
+        read_limited(req.into_body(), limits.max_body_bytes),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::invalid(
+            "body",
+            format!(
+                "the request body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+        )
+    })??;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -93,6 +107,9 @@ fn is_json_content_type(ct: &str) -> bool {
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
+
+/// How long a client has to send a request body.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Collects the body, refusing it as soon as it grows past `max` bytes (so a huge chunked upload
 /// is never buffered whole).
