@@ -119,14 +119,19 @@ class _Base:
         self,
         url: Optional[str],
         api_key: Optional[str],
+        namespace: Optional[str],
         headers: Optional[Mapping[str, str]],
         retry: RetryPolicy,
     ) -> None:
         self.url = (url or default_url()).rstrip("/")
         self.retry_policy = retry
         self._headers: Dict[str, str] = {"user-agent": _USER_AGENT}
+        api_key = api_key or os.environ.get("HOPPER_API_KEY")
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
+        namespace = namespace or os.environ.get("HOPPER_NAMESPACE")
+        if namespace:
+            self._headers["x-hopper-namespace"] = namespace
         self._headers.update(headers or {})
 
     def __repr__(self) -> str:
@@ -146,10 +151,11 @@ class Client(_Base):
         *,
         timeout: float = DEFAULT_TIMEOUT,
         api_key: Optional[str] = None,
+        namespace: Optional[str] = None,
         headers: Optional[Mapping[str, str]] = None,
         retry: RetryPolicy = RetryPolicy(),
     ) -> None:
-        super().__init__(url, api_key, headers, retry)
+        super().__init__(url, api_key, namespace, headers, retry)
         self._http = SyncTransport(self.url, self._headers, timeout)
 
     def close(self) -> None:
@@ -608,11 +614,12 @@ class AsyncClient(_Base):
         *,
         timeout: float = DEFAULT_TIMEOUT,
         api_key: Optional[str] = None,
+        namespace: Optional[str] = None,
         headers: Optional[Mapping[str, str]] = None,
         retry: RetryPolicy = RetryPolicy(),
         max_connections: int = 100,
     ) -> None:
-        super().__init__(url, api_key, headers, retry)
+        super().__init__(url, api_key, namespace, headers, retry)
         self._http = AsyncTransport(self.url, self._headers, timeout, max_connections)
 
     async def aclose(self) -> None:

@@ -226,13 +226,21 @@ class Task:
 class Hopper:
     """The app: where tasks are registered and how producers reach the server.
 
-    `url` defaults to `HOPPER_URL`, else `http://127.0.0.1:7480`; `api_key` is sent as a
-    bearer token once the server has keys.
+    `url` defaults to `HOPPER_URL`, else `http://127.0.0.1:7480`; `api_key` (default
+    `HOPPER_API_KEY`) is sent as a bearer token once the server has keys; `namespace` (default
+    `HOPPER_NAMESPACE`, else the key's own) is where tasks are enqueued and leased.
     """
 
-    def __init__(self, url: Optional[str] = None, *, api_key: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        url: Optional[str] = None,
+        *,
+        api_key: Optional[str] = None,
+        namespace: Optional[str] = None,
+    ) -> None:
         self.url = (url or default_url()).rstrip("/")
         self.api_key = api_key
+        self.namespace = namespace
         #: Registered tasks by kind.
         self.tasks: Dict[str, Task] = {}
         self._client: Optional[Client] = None
@@ -247,14 +255,14 @@ class Hopper:
         """The app's blocking client, made at first use and shared by every task."""
         with self._lock:
             if self._client is None:
-                self._client = Client(self.url, api_key=self.api_key)
+                self._client = Client(self.url, api_key=self.api_key, namespace=self.namespace)
             return self._client
 
     @property
     def aclient(self) -> AsyncClient:
         """The app's asyncio client, made at first use; use it from one event loop."""
         if self._aclient is None:
-            self._aclient = AsyncClient(self.url, api_key=self.api_key)
+            self._aclient = AsyncClient(self.url, api_key=self.api_key, namespace=self.namespace)
         return self._aclient
 
     def close(self) -> None:

@@ -178,7 +178,9 @@ class Worker:
         self._waiting = 0  # leased jobs waiting for a run slot
         self._jobs: Set[asyncio.Task[None]] = set()
         self._threads: Optional[_Threads] = None
-        self._client = AsyncClient(self.app.url, api_key=self.app.api_key)
+        self._client = AsyncClient(
+            self.app.url, api_key=self.app.api_key, namespace=self.app.namespace
+        )
         self._acker = _Acker(self._client, self.stats, self.ack_batch_size, self.ack_interval)
         acker = loop.create_task(self._acker.run())
         signals = handle_signals and threading.current_thread() is threading.main_thread()
