@@ -96,6 +96,34 @@ pub fn validate_name(field: &str, name: &str) -> Result<(), ValidationError> {
     }
 }
 
+/// Refuses JSON whose numbers do not fit a 64-bit float (`1e999`): stored as sent, they would
+/// make the job unreadable to every client that parses numbers as doubles.
+pub fn check_json_numbers(field: &str, value: &RawValue) -> Result<(), ValidationError> {
+    let text = value.get().as_bytes();
+    // Only an exponent or a very long run of digits can overflow a double; anything else
+    // skips the second parse.
+    let mut run = 0usize;
+    let mut suspicious = false;
+    for &b in text {
+        if b == b'e' || b == b'E' {
+            suspicious = true;
+            break;
+        }
+        run = if b.is_ascii_digit() { run + 1 } else { 0 };
+        if run > 300 {
+            suspicious = true;
+            break;
+        }
+    }
+    if suspicious && serde_json::from_slice::<serde_json::Value>(text).is_err() {
+        return Err(ValidationError::invalid(
+            field,
+            format!("{field} holds a number too large for a 64-bit float"),
+        ));
+    }
+    Ok(())
+}
+
 /// A job as a producer asks for it (`POST /v1/jobs`). Unknown fields are refused.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -234,6 +262,7 @@ impl EnqueueRequest {
         validate_name("queue", &queue)?;
 
         let args = self.args.unwrap_or_else(|| raw("null"));
+        check_json_numbers("args", &args)?;
         if args.get().len() > limits.max_args_bytes {
             return Err(ValidationError::too_large(
                 "args",
@@ -334,6 +363,7 @@ impl EnqueueRequest {
         }
 
         let meta = self.meta.unwrap_or_else(|| raw("{}"));
+        check_json_numbers("meta", &meta)?;
         if !meta.get().trim_start().starts_with('{') {
             return Err(ValidationError::invalid(
                 "meta",
@@ -464,6 +494,25 @@ mod tests {
     fn req(json: &str) -> Result<NewJob, ValidationError> {
         let r: EnqueueRequest = serde_json::from_str(json).unwrap();
         r.validate("default", &Limits::default())
+    }
+
+    #[test]
+    fn numbers_beyond_a_double_are_refused() {
+        let raw = |s: &str| RawValue::from_string(s.to_string()).expect("json");
+        for bad in [
+            r#"{"n":1e999}"#,
+            "-1E+400",
+            &format!("[{}]", "9".repeat(400)),
+        ] {
+            assert!(check_json_numbers("args", &raw(bad)).is_err(), "{bad}");
+        }
+        for good in [
+            r#"{"email":"e@x","n":1e300}"#,
+            "12345678901234567890123",
+            "null",
+        ] {
+            assert!(check_json_numbers("args", &raw(good)).is_ok(), "{good}");
+        }
     }
 
     #[test]

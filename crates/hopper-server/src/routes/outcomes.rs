@@ -213,6 +213,9 @@ fn check_result(
     limits: &Limits,
     field: &str,
 ) -> Result<Option<Box<RawValue>>, ApiError> {
+    if let Some(r) = &result {
+        hopper_types::new_job::check_json_numbers(field, r)?;
+    }
     if let Some(r) = &result
         && r.get().len() > limits.max_args_bytes
     {
@@ -308,6 +311,9 @@ pub async fn heartbeat(
             "lease_ms",
             format!("lease_ms must be between {MIN_LEASE_MS} and {MAX_LEASE_MS}"),
         ));
+    }
+    if let Some(p) = &req.progress {
+        hopper_types::new_job::check_json_numbers("progress", p)?;
     }
     if let Some(p) = &req.progress
         && p.get().len() > limits.max_progress_bytes

@@ -199,3 +199,45 @@ async fn cross_origin_changes_are_refused() {
     .await
     .expect(200);
 }
+
+#[tokio::test]
+async fn numbers_beyond_a_double_are_refused_where_json_is_kept_raw() {
+    let s = TestServer::start().await;
+    let r = s
+        .post_raw(
+            "/v1/jobs",
+            r#"{"kind":"k","queue":"huge","args":{"n":1e999}}"#,
+            Some("application/json"),
+        )
+        .await;
+    assert_eq!((r.status, r.field()), (400, "args"), "{r:#?}");
+    let r = s
+        .post_raw(
+            "/v1/jobs",
+            r#"{"kind":"k","queue":"huge","meta":{"n":-1E+400}}"#,
+            Some("application/json"),
+        )
+        .await;
+    assert_eq!((r.status, r.field()), (400, "meta"));
+    let (id, token) = s.enqueue_and_lease("huge", "k").await;
+    let r = s
+        .post_raw(
+            &format!("/v1/jobs/{id}/heartbeat"),
+            format!(r#"{{"lease_token":"{token}","progress":1e999}}"#),
+            Some("application/json"),
+        )
+        .await;
+    assert_eq!((r.status, r.field()), (400, "progress"));
+    let r = s
+        .post_raw(
+            &format!("/v1/jobs/{id}/complete"),
+            format!(r#"{{"lease_token":"{token}","result":[1e999]}}"#),
+            Some("application/json"),
+        )
+        .await;
+    assert_eq!((r.status, r.field()), (400, "result"));
+    // Nothing was stored: the queue holds only the leased job, still running.
+    let jobs = s.get("/v1/jobs?queue=huge").await.expect(200);
+    assert_eq!(jobs.body["jobs"].as_array().map(Vec::len), Some(1));
+    assert_eq!(jobs.body["jobs"][0]["state"], "running");
+}

@@ -91,10 +91,17 @@ pub fn filter(args: JobsLsArgs) -> anyhow::Result<ListJobs> {
 async fn list(ctx: &Ctx, args: JobsLsArgs) -> anyhow::Result<()> {
     let page = ctx.client.list(&filter(args)?).await?;
     if ctx.json {
-        return print_json(&serde_json::json!({
-            "jobs": page.jobs,
-            "next_cursor": page.next_cursor,
-        }));
+        // Serialized as it is, not through `json!`: a job's raw args are printed as the
+        // server holds them, and nothing here can fail on odd numbers.
+        #[derive(serde::Serialize)]
+        struct Page<'a> {
+            jobs: &'a [hopper_worker::Job],
+            next_cursor: &'a Option<String>,
+        }
+        return print_json(&Page {
+            jobs: &page.jobs,
+            next_cursor: &page.next_cursor,
+        });
     }
     if page.jobs.is_empty() {
         println!("no jobs");
