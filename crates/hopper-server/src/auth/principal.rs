@@ -11,6 +11,9 @@
 //! The namespace is the `X-Hopper-Namespace` header or the `namespace` query parameter
 //! (browsers cannot set headers on an `EventSource`); without either, a key scoped to exactly
 //! one namespace acts in it, any other in `default`.
+//!
+//! A long-lived answer (the event stream) is authorized when it starts; [`KeyWatch`] checks its
+//! key again about every second, so revoking a key also ends its open streams.
 
 use std::marker::PhantomData;
 use std::time::Instant;
@@ -45,6 +48,9 @@ pub struct Principal {
     pub namespace: String,
     /// Authenticated by the UI's session cookie rather than a bearer header.
     pub via_session: bool,
+    /// The key's text as presented (none while the server has no keys): long-lived answers
+    /// such as the event stream check it again as they go.
+    pub token: Option<String>,
 }
 
 impl Principal {
@@ -164,6 +170,7 @@ pub async fn authenticate(parts: &Parts, st: &AppState) -> Result<Principal, Api
             namespaces: vec![ALL_NAMESPACES.to_string()],
             namespace: String::new(),
             via_session: false,
+            token: None,
         });
     }
     let (token, via_session) = match bearer(&parts.headers) {
@@ -203,6 +210,7 @@ pub async fn authenticate(parts: &Parts, st: &AppState) -> Result<Principal, Api
         namespaces: key.namespaces,
         namespace: String::new(),
         via_session,
+        token: Some(token.to_string()),
     })
 }
 
@@ -255,4 +263,43 @@ fn resolve_namespace(parts: &Parts, p: &Principal) -> Result<String, ApiError> {
         return Err(ApiError::not_found("no such namespace"));
     }
     Ok(ns)
+}
+
+/// How often a long-lived answer checks that its key still holds.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Watches the key of a long-lived answer (the event stream): revoking or expiring the key, or
+/// creating the first key under an anonymous stream, ends it within about a second.
+pub struct KeyWatch {
+    state: AppState,
+    token: Option<String>,
+    checked: Instant,
+}
+
+impl KeyWatch {
+    /// Watches `p`'s key.
+    pub fn new(state: AppState, p: &Principal) -> KeyWatch {
+        KeyWatch {
+            state,
+            token: p.token.clone(),
+            checked: Instant::now(),
+        }
+    }
+
+    /// False once the key no longer authenticates. Checked at most every second; a store
+    /// that cannot be read keeps the answer going (it is retried next time).
+    pub async fn still_valid(&mut self) -> bool {
+        if self.checked.elapsed() < RECHECK {
+            return true;
+        }
+        self.checked = Instant::now();
+        let ring = self.state.key_ring();
+        match &self.token {
+            None => !matches!(ring.enabled().await, Ok(true)),
+            Some(t) => {
+                let now = self.state.store().clock().now();
+                !matches!(ring.verify(t, now).await, Err(VerifyError::Key(_)))
+            }
+        }
+    }
 }

@@ -18,6 +18,7 @@ use futures::SinkExt;
 use hopper_types::{JobId, JobState};
 use tokio::time::{Interval, MissedTickBehavior};
 
+use crate::auth::principal::KeyWatch;
 use crate::auth::{Authorized, CanRead};
 use crate::error::{ApiError, ErrorBody};
 use crate::events::{Delivery, EventFilter, Subscription};
@@ -55,6 +56,7 @@ pub async fn events_sse(
     let (filter, after) = subscription_params(&query, &headers, &p.namespace)?;
     refuse_when_stopping(st.shutdown())?;
     let sse = SseStream {
+        watch: KeyWatch::new(st.clone(), &p),
         subscription: Subscription::new(st.events().clone(), filter, after),
         keepalive: keepalive(st.config().events.keepalive_ms),
         shutdown: st.shutdown().clone(),
@@ -107,7 +109,11 @@ pub async fn events_ws(
     let subscription = Subscription::new(st.events().clone(), filter, after);
     let keepalive = keepalive(st.config().events.keepalive_ms);
     let shutdown = st.shutdown().clone();
-    Ok(upgrade.on_upgrade(move |socket| serve_ws(socket, subscription, keepalive, shutdown)))
+    let watch = KeyWatch::new(st.clone(), &p);
+    Ok(
+        upgrade
+            .on_upgrade(move |socket| serve_ws(socket, subscription, keepalive, shutdown, watch)),
+    )
 }
 
 fn refuse_when_stopping(shutdown: &Shutdown) -> Result<(), ApiError> {
@@ -125,6 +131,7 @@ fn keepalive(ms: u64) -> Interval {
 }
 
 struct SseStream {
+    watch: KeyWatch,
     subscription: Subscription,
     keepalive: Interval,
     shutdown: Shutdown,
@@ -137,6 +144,10 @@ impl SseStream {
         if !std::mem::replace(&mut self.started, true) {
             // Sent at once, so the client knows it is subscribed before any event happens.
             return Some(Bytes::from(format!("retry: {RECONNECT_MS}\n\n")));
+        }
+        // Between writes (keep-alives make them regular): a revoked key ends the stream.
+        if !self.watch.still_valid().await {
+            return None;
         }
         tokio::select! {
             biased;
@@ -164,8 +175,13 @@ async fn serve_ws(
     mut subscription: Subscription,
     mut keepalive: Interval,
     shutdown: Shutdown,
+    mut watch: KeyWatch,
 ) {
     loop {
+        if !watch.still_valid().await {
+            let _ = socket.send(Message::Close(None)).await;
+            return;
+        }
         let sent = tokio::select! {
             biased;
             _ = shutdown.wait() => {

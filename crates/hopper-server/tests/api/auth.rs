@@ -1156,3 +1156,51 @@ async fn every_answer_carries_the_security_headers() {
         assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
     }
 }
+
+#[tokio::test]
+async fn revoking_a_key_ends_its_open_event_stream() {
+    let mut config = crate::common::test_config();
+    config.events.keepalive_ms = 100;
+    let s = TestServer::start_with(config, None).await;
+    let root = create_key(
+        &s,
+        None,
+        json!({"name": "root", "role": "admin", "namespaces": ["*"]}),
+    )
+    .await;
+    let viewer = create_key(
+        &s,
+        Some(&root),
+        json!({"name": "v", "role": "viewer", "namespaces": [NS]}),
+    )
+    .await;
+    let mut stream = s
+        .client
+        .get(s.url("/v1/events"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("open");
+    assert_eq!(stream.status().as_u16(), 200);
+    stream
+        .chunk()
+        .await
+        .expect("read")
+        .expect("the stream starts");
+    call(
+        &s,
+        Method::POST,
+        &format!("/v1/keys/{}/revoke", &viewer[4..20]),
+        None,
+        Some(&root),
+        None,
+    )
+    .await
+    .expect(200);
+    // Keep-alives flow until the key is found revoked; then the stream ends.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while stream.chunk().await.ok().flatten().is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream of a revoked key ended");
+}
