@@ -1204,3 +1204,40 @@ async fn revoking_a_key_ends_its_open_event_stream() {
     .await;
     assert!(ended.is_ok(), "the stream of a revoked key ended");
 }
+
+#[tokio::test]
+async fn the_event_streams_answer_each_credential_as_specified() {
+    let (s, k) = server_with_keys().await;
+    // Only the status matters here: an accepted stream never ends, so its body is not read.
+    let status = |path: &'static str, key: Option<String>, ns: Option<&'static str>| {
+        let mut req = s.client.get(s.url(path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(ns) = ns {
+            req = req.header("x-hopper-namespace", ns);
+        }
+        async move { req.send().await.expect("sent").status().as_u16() }
+    };
+    for path in ["/v1/events", "/v1/events/ws"] {
+        for key in [
+            None,
+            Some("hop_x".to_string()),
+            Some(k.revoked.clone()),
+            Some(k.expired.clone()),
+        ] {
+            assert_eq!(status(path, key.clone(), None).await, 401, "{path} {key:?}");
+        }
+        assert_eq!(
+            status(path, Some(k.other.clone()), Some(NS)).await,
+            404,
+            "{path}"
+        );
+    }
+    // Every role may follow its namespace (the WebSocket route wants an upgrade: 400 without
+    // one, after authorization).
+    for key in [&k.viewer, &k.worker, &k.producer, &k.admin] {
+        assert_eq!(status("/v1/events", Some(key.clone()), None).await, 200);
+        assert_eq!(status("/v1/events/ws", Some(key.clone()), None).await, 400);
+    }
+}
