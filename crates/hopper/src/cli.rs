@@ -177,6 +177,11 @@ pub struct ServerArgs {
     #[arg(long, env = "HOPPER_TLS_KEY", value_name = "PEM")]
     pub tls_key: Option<PathBuf>,
 
+    /// Let webhooks deliver to loopback and private addresses (off: a namespace's admin could
+    /// otherwise make the server reach services only it can).
+    #[arg(long, env = "HOPPER_WEBHOOKS_ALLOW_PRIVATE")]
+    pub webhooks_allow_private: bool,
+
     /// When the store has no API key yet, create an admin key and print it once on stderr.
     #[arg(long)]
     pub create_admin_key: bool,

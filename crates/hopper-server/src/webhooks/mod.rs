@@ -11,11 +11,13 @@
 //!   then moves the cursor by compare-and-set.
 //! - [`sender`]: on every node, leases deliveries, signs and posts them, and acknowledges the
 //!   outcome (2xx completes; anything else fails the attempt, to be retried).
+//! - [`target`]: refuses targets that are not public addresses (unless allowed).
 //!
 //! The signature scheme and the receiver's checks are in [`hopper_types::webhook`].
 
 pub mod dispatcher;
 pub mod sender;
+pub mod target;
 
 use std::time::Duration;
 
@@ -41,6 +43,9 @@ pub struct WebhookConfig {
     pub concurrency: usize,
     /// Off only in tests that drive delivery by hand.
     pub disabled: bool,
+    /// Lets deliveries go to loopback and private addresses (off: a tenant's webhook could
+    /// otherwise reach services only the server can).
+    pub allow_private_targets: bool,
 }
 
 impl Default for WebhookConfig {
@@ -53,6 +58,7 @@ impl Default for WebhookConfig {
             timeout: Duration::from_secs(10),
             concurrency: 8,
             disabled: false,
+            allow_private_targets: false,
         }
     }
 }

@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{QUEUE, WebhookConfig};
+use super::{QUEUE, WebhookConfig, target};
 use crate::maintenance::ERROR_BACKOFF;
 
 /// How long a delivery's lease lasts: past the receiver's timeout, so a slow answer still
@@ -38,24 +38,15 @@ pub struct Sender {
     store: Arc<dyn Store>,
     config: WebhookConfig,
     worker_id: String,
-    http: reqwest::Client,
 }
 
 impl Sender {
     /// A sender over `store`, leasing as `node`.
     pub fn new(store: Arc<dyn Store>, config: WebhookConfig, node: &str) -> Sender {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .user_agent(concat!("hopper-webhooks/", env!("CARGO_PKG_VERSION")))
-            // A receiver's redirect could point the signed body anywhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
         Sender {
             store,
             config,
             worker_id: format!("{node}/webhooks"),
-            http,
         }
     }
 
@@ -85,10 +76,10 @@ impl Sender {
         let hooks = Arc::new(hooks);
         let mut posts = JoinSet::new();
         for job in jobs {
-            let http = self.http.clone();
             let hooks = hooks.clone();
+            let config = self.config.clone();
             posts.spawn(async move {
-                let outcome = deliver(&http, &hooks, &job).await;
+                let outcome = deliver(&config, &hooks, &job).await;
                 (job, outcome)
             });
         }
@@ -144,7 +135,7 @@ impl Sender {
 
 /// Posts one delivery; answers how its job ends this attempt.
 async fn deliver(
-    http: &reqwest::Client,
+    config: &WebhookConfig,
     hooks: &HashMap<String, Webhook>,
     job: &Job,
 ) -> AckOutcome {
@@ -158,11 +149,42 @@ async fn deliver(
             result: RawValue::from_string(r#"{"skipped":"webhook deleted"}"#.into()).ok(),
         };
     };
+    let url = match reqwest::Url::parse(&hook.url) {
+        Ok(u) => u,
+        Err(e) => {
+            return fail(
+                "bad_url",
+                format!("the webhook URL is not usable: {e}"),
+                false,
+            );
+        }
+    };
+    let (host, addr) = match target::resolve(&url, config.allow_private_targets).await {
+        Ok(t) => t,
+        // The name may resolve later; an address that is not public will not become one.
+        Err(e @ target::TargetError::Unresolved(_)) => {
+            return fail("unresolved", e.to_string(), true);
+        }
+        Err(e) => return fail("refused_target", e.to_string(), false),
+    };
+    // One client per delivery, pinned to the address just checked: reqwest must not look the
+    // name up again.
+    let http = match reqwest::Client::builder()
+        .timeout(config.timeout)
+        .user_agent(concat!("hopper-webhooks/", env!("CARGO_PKG_VERSION")))
+        // A receiver's redirect could point the signed body anywhere.
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(&host, addr)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return fail("client", format!("building the HTTP client: {e}"), true),
+    };
     let body = args.body.get().as_bytes().to_vec();
     let now_s = chrono_now_s();
     let signature = sign(&hook.secret, now_s, &body);
     let sent = http
-        .post(&hook.url)
+        .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(WEBHOOK_ID_HEADER, &hook.id)
         .header(DELIVERY_ID_HEADER, &args.delivery_id)

@@ -109,6 +109,8 @@ fn fast_webhooks() -> hopper_server::ServerConfig {
     config.webhooks.dispatch_interval = Duration::from_millis(50);
     config.webhooks.retry_base_ms = 100;
     config.webhooks.retry_cap_ms = 400;
+    // The receivers of these tests listen on loopback.
+    config.webhooks.allow_private_targets = true;
     config
 }
 
@@ -296,4 +298,34 @@ async fn bad_webhooks_are_refused_naming_the_field() {
         json!([])
     );
     s.get("/v1/webhooks/nope/deliveries").await.expect(404);
+}
+
+#[tokio::test]
+async fn a_private_target_is_refused_unless_allowed() {
+    let mut config = fast_webhooks();
+    config.webhooks.allow_private_targets = false;
+    let s = TestServer::start_with(config, None).await;
+    let (url, got) = receiver(0).await;
+    let created = s
+        .post("/v1/webhooks", json!({"url": url, "events": ["completed"]}))
+        .await
+        .expect(201);
+    let hook_id = created.body["id"].as_str().expect("id").to_string();
+    complete_one(&s, "inside").await;
+    // The delivery gives up at once (an address does not become public by retrying), and
+    // the receiver on loopback never hears of it.
+    let log = wait_for("the delivery to be refused", async || {
+        let log = s
+            .get(&format!("/v1/webhooks/{hook_id}/deliveries"))
+            .await
+            .expect(200);
+        (log.body["deliveries"][0]["state"] == "dead").then_some(log)
+    })
+    .await;
+    let message = log.body["deliveries"][0]["errors"][0]["message"]
+        .as_str()
+        .expect("message")
+        .to_string();
+    assert!(message.contains("not a public address"), "{message}");
+    assert!(got.deliveries.lock().expect("lock").is_empty());
 }

@@ -62,11 +62,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         out.flush().context("writing to stdout")?;
     }
 
-    let config = ServerConfig {
+    let mut config = ServerConfig {
         insecure: args.insecure,
         tls,
         ..ServerConfig::default()
     };
+    config.webhooks.allow_private_targets = args.webhooks_allow_private;
     hopper_server::serve(config, store, listener, hopper_worker::shutdown_signal())
         .await
         .context("serving")?;
