@@ -91,6 +91,7 @@ store_ops! {
     export_idempotency_keys => "export_idempotency_keys",
     export_queues => "export_queues",
     export_schedules => "export_schedules",
+    export_audit => "export_audit",
     import => "import",
     totals => "totals",
     ping => "ping",
@@ -440,6 +441,14 @@ impl Store for TimedStore {
 
     async fn export_schedules(&self) -> Result<Vec<Schedule>, StoreError> {
         timed!(self, export_schedules, self.inner.export_schedules())
+    }
+
+    async fn export_audit(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        timed!(self, export_audit, self.inner.export_audit(after, limit))
     }
 
     async fn import(&self, batch: ImportBatch) -> Result<u64, StoreError> {

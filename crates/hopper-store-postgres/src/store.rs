@@ -471,6 +471,14 @@ impl Store for PgStore {
         ops::schedule::export(&mut *self.conn().await?).await
     }
 
+    async fn export_audit(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        ops::audit::export(&mut *self.conn().await?, after, limit).await
+    }
+
     async fn import(&self, batch: ImportBatch) -> Result<u64, StoreError> {
         let (mut tx, mut ws) = self.begin().await?;
         let n = or_abort!(tx, ops::export::import(&mut tx, &mut ws, batch).await);

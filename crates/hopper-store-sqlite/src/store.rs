@@ -432,6 +432,16 @@ impl Store for SqliteStore {
         self.readers.run(ops::schedule::export).await
     }
 
+    async fn export_audit(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.readers
+            .run(move |c| ops::audit::export(c, after, limit))
+            .await
+    }
+
     async fn import(&self, batch: ImportBatch) -> Result<u64, StoreError> {
         self.write(move |ctx| ops::import::import(ctx, batch)).await
     }

@@ -1,5 +1,5 @@
-//! Copying a store: `export_jobs`, `export_idempotency_keys`, `export_queues`, `import`,
-//! `totals` (what `hopper migrate` is built on).
+//! Copying a store: `export_jobs`, `export_idempotency_keys`, `export_queues`,
+//! `export_audit`, `import`, `totals` (what `hopper migrate` is built on).
 //!
 //! Semantics: an export pages through every row of every namespace in a stable order (jobs by
 //! id, each with its whole history oldest first; keys by namespace then key), so a copy can
@@ -10,11 +10,24 @@
 //! never overwrites a row that is already present (a job with its events, a key, a queue), and
 //! answers how many jobs were new, so running a copy again adds nothing. `totals` counts rows,
 //! to verify a copy.
+//!
+//! API keys, namespace quotas and webhooks are exported whole by their list calls; the audit
+//! log pages by seq, oldest first. They import exactly as exported: keys with their digests,
+//! expiry and revocation (a revoked key stays revoked), webhooks with their cursors (the event
+//! log's next seq moves past every imported cursor, so new events are dispatched), audit
+//! entries at their own seqs (entries appended later number after them). A key, quota or
+//! webhook already present is kept as it is; an audit entry whose seq holds a different entry
+//! is appended with a fresh seq, once.
 
 use std::time::Duration;
 
 use hopper_store::{IdempotencyKeyRecord, ImportBatch, JobRecord, QueueRecord, Store, StoreTotals};
+use hopper_types::api_key::{ApiKey, Role, StoredApiKey, hash_secret};
+use hopper_types::audit::{AuditEntry, NewAuditEntry};
+use hopper_types::namespace::NamespaceSettings;
+use hopper_types::webhook::Webhook;
 use hopper_types::{Job, JobEvent, JobId, JobState, QueueConfig, Timestamp};
+use serde_json::json;
 
 use crate::Harness;
 use crate::support::*;
@@ -27,6 +40,138 @@ const KEY: &str = "kept";
 
 /// The enqueue request carrying [`KEY`].
 const KEYED: &str = r#"{"kind":"k","queue":"keys","idempotency_key":"kept","args":{"a":[1,2]},"tags":["t"],"meta":{"m":1}}"#;
+
+/// The actor the security rows are recorded as (a key id).
+const ADMIN: &str = "00000000000000ad";
+
+/// An audit entry with details worth round-tripping.
+fn audit_entry(action: &str, namespace: &str, target: &str, at: Timestamp) -> NewAuditEntry {
+    NewAuditEntry {
+        at,
+        actor: ADMIN.into(),
+        action: action.into(),
+        namespace: namespace.into(),
+        target: target.into(),
+        details: json!({"target": target, "nested": {"list": [1, "två", null]}}),
+    }
+}
+
+/// A stored entry as `audit_entry` makes it, numbered `seq`.
+fn numbered(seq: i64, e: NewAuditEntry) -> AuditEntry {
+    AuditEntry {
+        seq,
+        at: e.at,
+        actor: e.actor,
+        action: e.action,
+        namespace: e.namespace,
+        target: e.target,
+        details: e.details,
+    }
+}
+
+/// A key of both test namespaces with an expiry and a rate limit, its secret's digest made
+/// from its id.
+fn api_key(id: &str, role: Role, created_at: Timestamp) -> StoredApiKey {
+    StoredApiKey {
+        key: ApiKey {
+            id: id.into(),
+            name: format!("key {id}"),
+            role,
+            namespaces: vec![NS.into(), OTHER.into()],
+            created_at,
+            created_by: ADMIN.into(),
+            expires_at: Some(created_at.plus_ms(86_400_000)),
+            revoked_at: None,
+            rate_limit_per_s: Some(50),
+        },
+        secret_hash: hash_secret(&format!("secret of {id}")),
+    }
+}
+
+/// A webhook of `namespace` on completed and dead jobs.
+fn webhook(id: &str, namespace: &str, created_at: Timestamp, cursor: i64) -> Webhook {
+    Webhook {
+        id: id.into(),
+        namespace: namespace.into(),
+        url: format!("https://example.test/hooks/{id}"),
+        events: vec![JobState::Completed, JobState::Dead],
+        secret: "ab".repeat(32),
+        created_at,
+        cursor,
+    }
+}
+
+/// Gives the store API keys (one revoked), quotas in both namespaces, a webhook whose cursor
+/// is the event log's end, and the audit entries those writes append plus one more. Time
+/// moves between steps.
+async fn populate_security(env: &Env) {
+    let store = env.store();
+    let admin = api_key("00000000000000a1", Role::Admin, env.now());
+    store
+        .api_key_insert(
+            admin,
+            audit_entry("key.create", "", "00000000000000a1", env.now()),
+        )
+        .await
+        .expect("insert key");
+    env.advance(10);
+    let mut viewer = api_key("00000000000000b2", Role::Viewer, env.now());
+    viewer.key.expires_at = None;
+    viewer.key.rate_limit_per_s = None;
+    store
+        .api_key_insert(
+            viewer,
+            audit_entry("key.create", "", "00000000000000b2", env.now()),
+        )
+        .await
+        .expect("insert key");
+    env.advance(10);
+    store
+        .api_key_revoke(
+            "00000000000000b2",
+            env.now(),
+            audit_entry("key.revoke", "", "00000000000000b2", env.now()),
+        )
+        .await
+        .expect("revoke key");
+    env.advance(10);
+    for (ns, max_waiting_jobs, enqueue_per_s) in
+        [(NS, Some(1_000), Some(20)), (OTHER, None, Some(5))]
+    {
+        store
+            .namespace_put(
+                NamespaceSettings {
+                    name: ns.into(),
+                    max_waiting_jobs,
+                    enqueue_per_s,
+                    updated_at: env.now(),
+                },
+                audit_entry("namespace.put", ns, ns, env.now()),
+            )
+            .await
+            .expect("put quotas");
+        env.advance(10);
+    }
+    let cursor = store.events_last_seq().await.expect("last seq");
+    store
+        .webhook_insert(
+            webhook("0190aaaabbbbccccddddeeeeffff0001", OTHER, env.now(), cursor),
+            audit_entry(
+                "webhook.create",
+                OTHER,
+                "0190aaaabbbbccccddddeeeeffff0001",
+                env.now(),
+            ),
+        )
+        .await
+        .expect("insert webhook");
+    env.advance(10);
+    store
+        .audit_append(audit_entry("queue.pause", NS, "paused", env.now()))
+        .await
+        .expect("append");
+    env.advance(10);
+}
 
 /// What [`populate`] made, to check after a copy.
 struct Populated {
@@ -110,6 +255,7 @@ async fn populate(env: &Env) -> Populated {
             .expect("create schedule");
     }
     env.advance(10);
+    populate_security(env).await;
     Populated {
         running: running.expect("REACHABLE_STATES holds running"),
         progressing,
@@ -161,6 +307,31 @@ async fn export_all_keys(store: &dyn Store, page: usize) -> Vec<IdempotencyKeyRe
     panic!("export_idempotency_keys never reached an empty page");
 }
 
+/// Pages through the whole audit log of `store`, `page` at a time, checking the paging
+/// contract.
+async fn export_all_audit(store: &dyn Store, page: usize) -> Vec<AuditEntry> {
+    let mut all: Vec<AuditEntry> = Vec::new();
+    let mut after = None;
+    for _ in 0..10_000 {
+        let got = store.export_audit(after, page).await.expect("export_audit");
+        assert!(got.len() <= page, "a page holds at most limit entries");
+        let Some(last) = got.last() else {
+            return all;
+        };
+        let seqs: Vec<i64> = got.iter().map(|e| e.seq).collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "a page is oldest first: {seqs:?}"
+        );
+        if let Some(a) = after {
+            assert!(seqs[0] > a, "`after` is exclusive: {} after {a}", seqs[0]);
+        }
+        after = Some(last.seq);
+        all.extend(got);
+    }
+    panic!("export_audit never reached an empty page");
+}
+
 /// Everything of `store`, as `hopper migrate` reads it (small pages, to exercise paging).
 async fn export_all(store: &dyn Store) -> ImportBatch {
     ImportBatch {
@@ -174,6 +345,10 @@ async fn export_all(store: &dyn Store) -> ImportBatch {
             .await
             .expect("export_workflow_definitions"),
         backfills: store.backfill_list(None, false).await.expect("backfills"),
+        api_keys: store.api_key_list().await.expect("api_key_list"),
+        namespaces: store.namespace_list().await.expect("namespace_list"),
+        audit: export_all_audit(store, 2).await,
+        webhooks: store.webhook_list(None).await.expect("webhook_list"),
     }
 }
 
@@ -466,6 +641,312 @@ pub async fn totals_count_every_row(h: &dyn Harness) {
             ..StoreTotals::default()
         }
     );
+    // Each security write appends its audit entry too.
+    populate_security(&env).await;
+    assert_eq!(
+        totals(&env).await,
+        StoreTotals {
+            jobs: 3,
+            events: 1 + 3 + 1,
+            idempotency_keys: 2,
+            queues: 1,
+            api_keys: 2,
+            namespaces: 2,
+            audit: 2 + 1 + 2 + 1 + 1,
+            webhooks: 1,
+            ..StoreTotals::default()
+        }
+    );
+}
+
+/// The audit log pages out oldest first by seq, every namespace (and entries outside any),
+/// each entry as `audit_list` answers it.
+pub async fn export_audit_pages_through_the_log_oldest_first(h: &dyn Harness) {
+    let env = Env::new(h).await;
+    assert!(export_all_audit(env.store(), 2).await.is_empty());
+    for (i, ns) in [NS, OTHER, "", NS, OTHER].into_iter().enumerate() {
+        env.store()
+            .audit_append(audit_entry("queue.pause", ns, &format!("q{i}"), env.now()))
+            .await
+            .expect("append");
+        env.advance(10);
+    }
+    let mut want = env
+        .store()
+        .audit_list(None, None, 100)
+        .await
+        .expect("audit_list");
+    want.reverse();
+    assert_eq!(want.len(), 5);
+    assert_eq!(export_all_audit(env.store(), 2).await, want);
+    assert_eq!(export_all_audit(env.store(), 100).await, want);
+    let after = env
+        .store()
+        .export_audit(Some(want[1].seq), 2)
+        .await
+        .expect("export_audit");
+    assert_eq!(after, want[2..4], "a page starts right after `after`");
+    assert!(
+        env.store()
+            .export_audit(Some(want[4].seq), 10)
+            .await
+            .expect("export_audit")
+            .is_empty(),
+        "nothing after the last seq"
+    );
+}
+
+/// Keys (digests, expiry and revocation), quotas, the audit log (every seq) and webhooks
+/// (cursors) come along; entries appended later number after the copied ones, and new events
+/// are past every copied cursor. Copying again changes nothing.
+pub async fn import_reproduces_keys_quotas_audit_and_webhooks(h: &dyn Harness) {
+    let src = Env::new(h).await;
+    src.enqueue(r#"{"kind":"k","queue":"q"}"#).await;
+    populate_security(&src).await;
+    let batch = export_all(src.store()).await;
+    assert_eq!(batch.api_keys.len(), 2);
+    assert!(
+        batch.api_keys.iter().any(|k| k.key.revoked_at.is_some()),
+        "a revoked key is exported"
+    );
+    assert_eq!(batch.namespaces.len(), 2);
+    assert_eq!(batch.webhooks.len(), 1);
+    assert_eq!(batch.audit.len(), 7);
+    let dst = fresh_like(h, &src).await;
+
+    dst.store().import(batch.clone()).await.expect("import");
+    let copied = export_all(dst.store()).await;
+    assert_eq!(
+        copied.api_keys, batch.api_keys,
+        "keys with their digests, expiry and revocation"
+    );
+    assert_eq!(copied.namespaces, batch.namespaces);
+    assert_eq!(copied.audit, batch.audit, "every entry at its own seq");
+    assert_eq!(
+        copied.webhooks, batch.webhooks,
+        "webhooks with their cursors"
+    );
+    assert_eq!(totals(&dst).await, totals(&src).await);
+
+    // Keys stay as they were: the revoked one refused, the other still within its expiry.
+    let revoked = copied
+        .api_keys
+        .iter()
+        .find(|k| k.key.id == "00000000000000b2")
+        .expect("copied");
+    assert!(revoked.key.unusable_at(dst.now()).is_some());
+    let admin = copied
+        .api_keys
+        .iter()
+        .find(|k| k.key.id == "00000000000000a1")
+        .expect("copied");
+    assert!(admin.key.unusable_at(dst.now()).is_none());
+
+    // Copying again adds and changes nothing.
+    dst.store()
+        .import(batch.clone())
+        .await
+        .expect("import again");
+    assert_eq!(totals(&dst).await, totals(&src).await);
+    let again = export_all(dst.store()).await;
+    assert_eq!(again.api_keys, batch.api_keys);
+    assert_eq!(again.audit, batch.audit);
+    assert_eq!(again.webhooks, batch.webhooks);
+
+    let last = batch.audit.last().expect("entries").seq;
+    let appended = dst
+        .store()
+        .audit_append(audit_entry("queue.resume", NS, "paused", dst.now()))
+        .await
+        .expect("append");
+    assert!(
+        appended.seq > last,
+        "appended after the copied entries: {} after {last}",
+        appended.seq
+    );
+    let cursor = batch.webhooks[0].cursor;
+    let job = dst.enqueue_in(OTHER, r#"{"kind":"k","queue":"q"}"#).await;
+    let seq = dst
+        .store()
+        .job_events(&job_ref_in(OTHER, job.id))
+        .await
+        .expect("events")[0]
+        .seq;
+    assert!(seq > cursor, "a new event is past the webhook's cursor");
+    let feed = dst
+        .store()
+        .events_after(cursor, 100)
+        .await
+        .expect("events_after");
+    assert!(
+        feed.iter().any(|r| r.seq == seq),
+        "the webhook's dispatcher reads the new event"
+    );
+}
+
+/// Imported audit seqs are kept whatever they are (gaps, far from 1), and later entries number
+/// after them; a webhook's cursor beyond the event log's end moves the log past it, so its
+/// first new event is not skipped.
+pub async fn import_keeps_audit_seqs_and_cursors_beyond_the_logs_end(h: &dyn Harness) {
+    let env = Env::new(h).await;
+    env.enqueue(r#"{"kind":"k","queue":"q"}"#).await;
+    let entries: Vec<AuditEntry> = [7, 40, 1_000]
+        .into_iter()
+        .map(|seq| {
+            numbered(
+                seq,
+                audit_entry("job.cancel", NS, &format!("j{seq}"), T0.plus_ms(seq)),
+            )
+        })
+        .collect();
+    let hook = webhook("0190aaaabbbbccccddddeeeeffff0002", NS, env.now(), 5_000);
+    env.store()
+        .import(ImportBatch {
+            audit: entries.clone(),
+            webhooks: vec![hook.clone()],
+            ..ImportBatch::default()
+        })
+        .await
+        .expect("import");
+    assert_eq!(export_all_audit(env.store(), 2).await, entries);
+    assert_eq!(
+        env.store().webhook_list(None).await.expect("webhooks"),
+        [hook]
+    );
+    let appended = env
+        .store()
+        .audit_append(audit_entry("job.retry", NS, "j", env.now()))
+        .await
+        .expect("append");
+    assert!(appended.seq > 1_000, "after 1000: {}", appended.seq);
+
+    let job = env.enqueue(r#"{"kind":"k","queue":"q"}"#).await;
+    let seq = env.events(job.id).await[0].seq;
+    assert!(seq > 5_000, "the event log moved past the cursor: {seq}");
+    let feed = env
+        .store()
+        .events_after(5_000, 10)
+        .await
+        .expect("events_after");
+    assert_eq!(
+        feed.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [seq],
+        "the webhook's dispatcher reads the new event, and only it"
+    );
+}
+
+/// Into a store with its own keys, quotas, webhooks and audit log: what is present is kept
+/// (a key, a namespace's quotas, a webhook's cursor); an entry present at its seq is skipped,
+/// one whose seq holds another entry is appended with a new seq, a free seq is kept, and
+/// importing again adds nothing.
+pub async fn import_merges_security_rows_into_a_store_with_its_own(h: &dyn Harness) {
+    let env = Env::new(h).await;
+    let store = env.store();
+    let own_key = api_key("00000000000000c3", Role::Admin, env.now());
+    store
+        .api_key_insert(
+            own_key.clone(),
+            audit_entry("key.create", "", "own", env.now()),
+        )
+        .await
+        .expect("insert key");
+    env.advance(10);
+    let own_quotas = NamespaceSettings {
+        name: NS.into(),
+        max_waiting_jobs: Some(1),
+        enqueue_per_s: None,
+        updated_at: env.now(),
+    };
+    store
+        .namespace_put(
+            own_quotas.clone(),
+            audit_entry("namespace.put", NS, NS, env.now()),
+        )
+        .await
+        .expect("put quotas");
+    env.advance(10);
+    let own_hook = webhook("0190aaaabbbbccccddddeeeeffff0003", NS, env.now(), 3);
+    store
+        .webhook_insert(
+            own_hook.clone(),
+            audit_entry("webhook.create", NS, "own", env.now()),
+        )
+        .await
+        .expect("insert webhook");
+    env.advance(10);
+    let own_log = export_all_audit(store, 10).await;
+    assert_eq!(own_log.len(), 3);
+
+    let mut same_id_key = api_key("00000000000000c3", Role::Viewer, env.now());
+    same_id_key.key.name = "imported".into();
+    let new_key = api_key("00000000000000d4", Role::Worker, env.now());
+    let other_quotas = NamespaceSettings {
+        name: OTHER.into(),
+        max_waiting_jobs: Some(7),
+        enqueue_per_s: Some(3),
+        updated_at: env.now(),
+    };
+    let mut same_id_hook = own_hook.clone();
+    same_id_hook.url = "https://example.test/imported".into();
+    same_id_hook.cursor = 0;
+    let new_hook = webhook("0190aaaabbbbccccddddeeeeffff0004", OTHER, env.now(), 2);
+    let free_seq = own_log[2].seq + 100;
+    let displaced = numbered(
+        own_log[1].seq,
+        audit_entry("imported.one", OTHER, "x", env.now()),
+    );
+    let kept = numbered(free_seq, audit_entry("imported.two", OTHER, "y", env.now()));
+    let batch = ImportBatch {
+        api_keys: vec![same_id_key, new_key.clone()],
+        namespaces: vec![
+            NamespaceSettings {
+                max_waiting_jobs: Some(999),
+                ..own_quotas.clone()
+            },
+            other_quotas.clone(),
+        ],
+        webhooks: vec![same_id_hook, new_hook.clone()],
+        audit: vec![own_log[0].clone(), displaced.clone(), kept.clone()],
+        ..ImportBatch::default()
+    };
+    store.import(batch.clone()).await.expect("import");
+
+    assert_eq!(
+        store.api_key_list().await.expect("keys"),
+        [own_key, new_key],
+        "the key present is kept as it was"
+    );
+    assert_eq!(
+        store.namespace_list().await.expect("quotas"),
+        [own_quotas, other_quotas],
+        "the namespace's own quotas are kept"
+    );
+    assert_eq!(
+        store.webhook_list(None).await.expect("webhooks"),
+        [own_hook, new_hook],
+        "the webhook present keeps its url and cursor"
+    );
+    let log = export_all_audit(store, 10).await;
+    assert_eq!(log.len(), 5, "{log:?}");
+    assert_eq!(
+        log[..3],
+        own_log[..],
+        "the store's own entries are untouched"
+    );
+    assert_eq!(log[3], kept, "a free seq is kept");
+    assert!(log[4].seq > free_seq, "a displaced entry is appended last");
+    assert_eq!(
+        log[4],
+        AuditEntry {
+            seq: log[4].seq,
+            ..displaced
+        }
+    );
+
+    let totals_after = totals(&env).await;
+    store.import(batch).await.expect("import again");
+    assert_eq!(totals(&env).await, totals_after, "nothing is added again");
+    assert_eq!(export_all_audit(store, 10).await, log);
 }
 
 /// An import into an empty store reproduces the source: every job field for field with its

@@ -282,6 +282,20 @@ pub struct ImportBatch {
     pub workflow_definitions: Vec<hopper_types::workflow_definition::WorkflowDefinition>,
     /// Backfills.
     pub backfills: Vec<hopper_types::workflow_definition::Backfill>,
+    /// API keys (their secrets' digests, never the secrets), revoked ones and all: a key
+    /// already present by id is skipped.
+    pub api_keys: Vec<hopper_types::api_key::StoredApiKey>,
+    /// Namespace quotas: a namespace that already has quotas keeps its own.
+    pub namespaces: Vec<hopper_types::namespace::NamespaceSettings>,
+    /// Audit entries, each kept at its own `seq`. An entry already present at its seq is
+    /// skipped; one whose seq the destination gave to a different entry is appended with a
+    /// new seq instead (once: an identical entry anywhere counts as present), so merging two
+    /// logs loses nothing. Entries appended later are numbered after every imported one.
+    pub audit: Vec<hopper_types::audit::AuditEntry>,
+    /// Webhook subscriptions, each with the cursor given (a webhook already present by id is
+    /// skipped). A cursor is a position in the event log: the store makes its event log's
+    /// next seq larger than every imported cursor, so new events are dispatched.
+    pub webhooks: Vec<hopper_types::webhook::Webhook>,
 }
 
 /// A workflow run as exported: its row and every dependency edge among its steps, as
@@ -315,6 +329,14 @@ pub struct StoreTotals {
     pub workflow_definitions: u64,
     /// Backfills.
     pub backfills: u64,
+    /// API keys, revoked ones included.
+    pub api_keys: u64,
+    /// Namespaces with stored quotas.
+    pub namespaces: u64,
+    /// Audit log entries.
+    pub audit: u64,
+    /// Webhook subscriptions.
+    pub webhooks: u64,
 }
 
 /// One row of the event log as [`crate::Store::events_after`] reads it.

@@ -203,6 +203,15 @@ pub trait Store: Send + Sync + 'static {
     /// Every schedule of every namespace, by (namespace, name).
     async fn export_schedules(&self) -> Result<Vec<hopper_types::schedule::Schedule>, StoreError>;
 
+    /// Up to `limit` audit entries of every namespace after seq `after`, oldest first (by
+    /// `seq`). API keys, namespace quotas and webhooks are few: `api_key_list`,
+    /// `namespace_list` and `webhook_list(None)` export them whole.
+    async fn export_audit(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<hopper_types::audit::AuditEntry>, StoreError>;
+
     /// Copies rows in, atomically, skipping those whose key is already present; returns how
     /// many jobs were new.
     async fn import(&self, batch: ImportBatch) -> Result<u64, StoreError>;

@@ -1,6 +1,8 @@
 //! `hopper migrate` with the real binary: a store holding jobs in every state is copied, a
 //! server on the copy answers exactly as the original did (jobs, histories, queues, keys,
-//! leases), copying again adds nothing, and a store a server is running on is refused.
+//! leases), copying again adds nothing, and a store a server is running on is refused. API
+//! keys made before a migration authenticate on the copy (revoked ones stay refused), quotas,
+//! webhooks and the audit log come along, and a copied webhook delivers the copy's new events.
 //!
 //! `migrate_round_trips_through_postgres` needs PostgreSQL: it reads the server's URL from
 //! `HOPPER_TEST_DATABASE_URL`, which `./scripts/test.sh` sets, and fails without it.
@@ -403,7 +405,9 @@ fn migrate_of_a_missing_source_fails_and_creates_nothing() {
 /// untested.
 ///
 /// SQLite → PostgreSQL → SQLite: the final copy answers exactly as the original did, and a
-/// PostgreSQL store a server runs on is refused as a source.
+/// PostgreSQL store a server runs on is refused as a source. Then the source gets API keys, a
+/// quota and a webhook, and migrating it again to PostgreSQL brings them along: a key made
+/// before the migration authenticates there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_round_trips_through_postgres() {
     let Ok(admin_url) = std::env::var("HOPPER_TEST_DATABASE_URL") else {
@@ -456,7 +460,210 @@ async fn migrate_round_trips_through_postgres() {
     let copy = Server::start_at(&back);
     assert_copy_behaves(&copy, &want, &made).await;
     assert!(copy.stop().success());
+
+    // Keys turn authentication on, so they come last, when no check above needs to go
+    // without one. The copy resumes where it stopped: only the new rows are added.
+    let secured = secure_source(&src).await;
+    let report = migrate_ok(path(&src), &db.url);
+    assert_eq!(report["jobs_copied"], 0, "{report}");
+    assert_eq!(report["destination"]["api_keys"], 2, "{report}");
+    assert_eq!(report["destination"]["namespaces"], 1, "{report}");
+    assert_eq!(report["destination"]["webhooks"], 1, "{report}");
+    let on_pg = Server::start_on_postgres(&db.url);
+    assert_security_copied(&on_pg, &secured).await;
+    assert!(on_pg.stop().success());
     db.drop_now().await;
+}
+
+/// The security settings a source was given before a migration: the keys' texts, the
+/// webhook's id, and what an admin saw of keys, quotas, webhooks and the audit log.
+struct Secured {
+    /// An admin key's text.
+    admin: String,
+    /// A revoked key's text.
+    revoked: String,
+    /// The webhook (of `default`, on completed jobs).
+    webhook: String,
+    /// `GET` of each of [`SECURITY_VIEWS`] with the admin key.
+    views: Vec<Value>,
+}
+
+/// What an admin sees of the security settings.
+const SECURITY_VIEWS: [&str; 4] = ["/v1/keys", "/v1/namespaces", "/v1/webhooks", "/v1/audit"];
+
+/// `method url` with a JSON `body`, as `key` when given: the status and the JSON answer (null
+/// when there is none).
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new().request(method.clone(), url);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let answer = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = answer.status().as_u16();
+    let text = answer.text().await.expect("an answer body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// `GET` of every security view with `admin`.
+async fn security_views(base: &str, admin: &str) -> Vec<Value> {
+    let mut views = Vec::new();
+    for path in SECURITY_VIEWS {
+        let (status, view) = call(
+            reqwest::Method::GET,
+            &format!("{base}{path}"),
+            Some(admin),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "GET {path}: {view}");
+        views.push(view);
+    }
+    views
+}
+
+/// Gives the (stopped) source in `dir` an admin key (made anonymously: the store has none
+/// yet, so this turns authentication on), a revoked viewer key, quotas for `default` and a
+/// webhook, through a server it stops again.
+async fn secure_source(dir: &Path) -> Secured {
+    use reqwest::Method;
+
+    let server = Server::start_at(dir);
+    let url = |path: &str| format!("{}{path}", server.url);
+    let (status, made) = call(
+        Method::POST,
+        &url("/v1/keys"),
+        None,
+        Some(json!({"name": "migrate-admin", "role": "admin", "namespaces": ["*"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let admin = made["token"].as_str().expect("the key's text").to_string();
+    let (status, made) = call(
+        Method::POST,
+        &url("/v1/keys"),
+        Some(&admin),
+        Some(json!({"name": "migrate-viewer", "role": "viewer", "namespaces": ["default"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let revoked = made["token"].as_str().expect("the key's text").to_string();
+    let id = made["key"]["id"].as_str().expect("the key's id");
+    let (status, answer) = call(
+        Method::POST,
+        &url(&format!("/v1/keys/{id}/revoke")),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = call(
+        Method::PUT,
+        &url("/v1/namespaces/default"),
+        Some(&admin),
+        Some(json!({"max_waiting_jobs": 100_000})),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    // Deliveries there fail (nothing listens, and it is no public address), which is all
+    // the same to the test: it looks for the deliveries being made, not their outcome.
+    let (status, made) = call(
+        Method::POST,
+        &url("/v1/webhooks"),
+        Some(&admin),
+        Some(json!({"url": "http://127.0.0.1:9/hook", "events": ["completed"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let webhook = made["id"].as_str().expect("the webhook's id").to_string();
+    let views = security_views(&server.url, &admin).await;
+    assert!(server.stop().success(), "the source server stops cleanly");
+    Secured {
+        admin,
+        revoked,
+        webhook,
+        views,
+    }
+}
+
+/// Checks a server on a copy of a secured source: the same keys, quotas, webhooks and audit
+/// log; requests without a key or with the revoked one are refused, the admin key works; and
+/// the webhook delivers the copy's next completion, and nothing of the copied history.
+async fn assert_security_copied(server: &Server, want: &Secured) {
+    use reqwest::Method;
+
+    assert_eq!(
+        security_views(&server.url, &want.admin).await,
+        want.views,
+        "keys, quotas, webhooks and the audit log came along"
+    );
+    let jobs = format!("{}/v1/jobs", server.url);
+    let (status, _) = call(Method::GET, &jobs, None, None).await;
+    assert_eq!(status, 401, "authentication stays on");
+    let (status, _) = call(Method::GET, &jobs, Some(&want.revoked), None).await;
+    assert_eq!(status, 401, "the revoked key stays revoked");
+    let (status, answer) = call(Method::GET, &jobs, Some(&want.admin), None).await;
+    assert_eq!(
+        status, 200,
+        "the key made before the migration works: {answer}"
+    );
+
+    let client = Client::with_credentials(&server.url, Some(&want.admin), None).expect("client");
+    client.enqueue(req("k", "hooked")).await.expect("enqueue");
+    let done = lease_one(&client, "hooked").await;
+    client
+        .complete(done.0, &done.1, &json!({"ok": true}))
+        .await
+        .expect("complete");
+    let (status, events) = call(
+        Method::GET,
+        &format!("{}/v1/jobs/{}/events", server.url, done.0),
+        Some(&want.admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{events}");
+    let completed = events["events"]
+        .as_array()
+        .and_then(|e| e.last())
+        .and_then(|e| e["seq"].as_i64())
+        .expect("the completion's seq");
+    let deliveries = format!("{}/v1/webhooks/{}/deliveries", server.url, want.webhook);
+    // The dispatcher runs on the node that holds the maintenance lease, taken within a second
+    // or so of starting.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let made = loop {
+        let (status, answer) = call(Method::GET, &deliveries, Some(&want.admin), None).await;
+        assert_eq!(status, 200, "{answer}");
+        let made = answer["deliveries"].as_array().cloned().unwrap_or_default();
+        if !made.is_empty() {
+            break made;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the copied webhook never delivered the completion"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let ids: Vec<&str> = made
+        .iter()
+        .filter_map(|d| d["delivery_id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [format!("{}:{completed}", want.webhook)],
+        "one delivery, of the new completion; none of the copied history"
+    );
 }
 
 /// A uniquely named database on the test server, dropped at the end (or when the test fails).

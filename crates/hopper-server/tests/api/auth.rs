@@ -826,7 +826,7 @@ async fn revocation_takes_effect_at_once_and_is_audited() {
 #[tokio::test]
 async fn administrative_actions_are_audited_with_actor_and_change() {
     let (s, k) = server_with_keys().await;
-    let f = fixtures(&s, &k).await;
+    fixtures(&s, &k).await;
     let admin = Some(k.admin.as_str());
     call(&s, Method::POST, "/v1/queues/q/pause", None, admin, None)
         .await

@@ -52,6 +52,30 @@ pub(crate) async fn insert(
     stored: StoredApiKey,
     entry: NewAuditEntry,
 ) -> Result<(), StoreError> {
+    if !insert_row(conn, &stored).await? {
+        return Err(StoreError::AlreadyExists(format!(
+            "API key {}",
+            stored.key.id
+        )));
+    }
+    audit::append(conn, entry).await?;
+    Ok(())
+}
+
+/// Copies keys in exactly as given (digest, revocation and expiry included), skipping ids
+/// already present. No audit entry: the source's log, copied alongside, has the key's.
+pub(crate) async fn import(
+    conn: &mut PgConnection,
+    keys: &[StoredApiKey],
+) -> Result<(), StoreError> {
+    for k in keys {
+        insert_row(conn, k).await?;
+    }
+    Ok(())
+}
+
+/// Inserts a key's row unless its id exists; true when it was inserted.
+async fn insert_row(conn: &mut PgConnection, stored: &StoredApiKey) -> Result<bool, StoreError> {
     let k = &stored.key;
     let namespaces = serde_json::to_string(&k.namespaces)
         .map_err(|e| StoreError::Internal(format!("encode namespaces: {e}")))?;
@@ -73,14 +97,10 @@ pub(crate) async fn insert(
     .bind(k.revoked_at.map(Timestamp::as_millis))
     .bind(k.rate_limit_per_s.map(i64::from))
     .bind(&stored.secret_hash[..])
-    .fetch_optional(&mut *conn)
+    .fetch_optional(conn)
     .await
     .map_err(db_error)?;
-    if inserted.is_none() {
-        return Err(StoreError::AlreadyExists(format!("API key {}", k.id)));
-    }
-    audit::append(conn, entry).await?;
-    Ok(())
+    Ok(inserted.is_some())
 }
 
 pub(crate) async fn list(conn: &mut PgConnection) -> Result<Vec<StoredApiKey>, StoreError> {

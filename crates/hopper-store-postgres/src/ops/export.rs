@@ -167,7 +167,39 @@ pub(crate) async fn import(
     crate::ops::workflow::import(conn, &batch.workflows).await?;
     crate::ops::workflow_definition::import(conn, &batch.workflow_definitions).await?;
     crate::ops::workflow_definition::backfill_import(conn, &batch.backfills).await?;
+    crate::ops::api_keys::import(conn, &batch.api_keys).await?;
+    crate::ops::namespaces::import(conn, &batch.namespaces).await?;
+    crate::ops::audit::import(conn, &batch.audit).await?;
+    // After the jobs: their events take seqs first, then the cursors move the log past theirs.
+    crate::ops::webhooks::import(conn, &batch.webhooks).await?;
     Ok(new.len() as u64)
+}
+
+/// Moves the identity of `table`'s `seq` column forward so that the next number it hands out
+/// is above `seq`; never backward (a number handed out is never handed out again).
+///
+/// `setval` is not transactional: when the caller's transaction rolls back, the identity
+/// stays moved, which leaves only a gap, as any rolled-back insert does. Importing is the one
+/// writer by then (`hopper migrate` refuses a store a server runs on), so no concurrent
+/// insert takes a number between the check and the move.
+pub(crate) async fn move_identity_past(
+    conn: &mut PgConnection,
+    table: &'static str,
+    seq: i64,
+) -> Result<(), StoreError> {
+    // `pg_sequence_last_value` is null until the identity first hands out a number (the
+    // first is then 1), hence 0.
+    sqlx::query(
+        "SELECT setval(s, $2)
+         FROM (SELECT pg_get_serial_sequence($1, 'seq')::regclass AS s) AS identity
+         WHERE $2 > coalesce(pg_sequence_last_value(s), 0)",
+    )
+    .bind(table)
+    .bind(seq)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 pub(crate) async fn totals(conn: &mut PgConnection) -> Result<StoreTotals, StoreError> {
@@ -177,7 +209,9 @@ pub(crate) async fn totals(conn: &mut PgConnection) -> Result<StoreTotals, Store
                 (SELECT count(*) FROM hopper.schedules), (SELECT count(*) FROM hopper.workflows),
                 (SELECT count(*) FROM hopper.job_deps),
                 (SELECT count(*) FROM hopper.workflow_definitions),
-                (SELECT count(*) FROM hopper.workflow_backfills)",
+                (SELECT count(*) FROM hopper.workflow_backfills),
+                (SELECT count(*) FROM hopper.api_keys), (SELECT count(*) FROM hopper.namespaces),
+                (SELECT count(*) FROM hopper.audit_log), (SELECT count(*) FROM hopper.webhooks)",
     )
     .fetch_one(conn)
     .await
@@ -195,5 +229,9 @@ pub(crate) async fn totals(conn: &mut PgConnection) -> Result<StoreTotals, Store
         job_deps: get(6)?,
         workflow_definitions: get(7)?,
         backfills: get(8)?,
+        api_keys: get(9)?,
+        namespaces: get(10)?,
+        audit: get(11)?,
+        webhooks: get(12)?,
     })
 }

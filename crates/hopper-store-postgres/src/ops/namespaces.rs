@@ -44,6 +44,41 @@ pub(crate) async fn put(
     Ok(settings)
 }
 
+/// Copies quotas in, skipping namespaces that already have their own. No audit entry: the
+/// source's log, copied alongside, has the puts.
+pub(crate) async fn import(
+    conn: &mut PgConnection,
+    all: &[NamespaceSettings],
+) -> Result<(), StoreError> {
+    for settings in all {
+        // Refused like a put would be: `bigint` is signed.
+        let max_waiting = settings
+            .max_waiting_jobs
+            .map(i64::try_from)
+            .transpose()
+            .map_err(|_| StoreError::InvalidArgument {
+                field: "namespaces.max_waiting_jobs".into(),
+                message: format!(
+                    "namespace {}: max_waiting_jobs must be at most {}",
+                    settings.name,
+                    i64::MAX
+                ),
+            })?;
+        sqlx::query(
+            "INSERT INTO hopper.namespaces (name, max_waiting_jobs, enqueue_per_s, updated_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&settings.name)
+        .bind(max_waiting)
+        .bind(settings.enqueue_per_s.map(i64::from))
+        .bind(settings.updated_at.as_millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn list(conn: &mut PgConnection) -> Result<Vec<NamespaceSettings>, StoreError> {
     // Byte order, the same as the embedded store's.
     let rows = sqlx::query(

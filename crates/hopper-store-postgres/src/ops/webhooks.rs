@@ -18,6 +18,34 @@ pub(crate) async fn insert(
     hook: Webhook,
     entry: NewAuditEntry,
 ) -> Result<(), StoreError> {
+    if !insert_row(conn, &hook).await? {
+        return Err(StoreError::AlreadyExists(format!("webhook {}", hook.id)));
+    }
+    audit::append(conn, entry).await?;
+    Ok(())
+}
+
+/// Copies webhooks in with the cursors given, skipping ids already present (they keep their
+/// own cursor). No audit entry: the source's log, copied alongside, has the creations.
+pub(crate) async fn import(conn: &mut PgConnection, hooks: &[Webhook]) -> Result<(), StoreError> {
+    let mut furthest = None;
+    for hook in hooks {
+        if insert_row(conn, hook).await? {
+            furthest = furthest.max(Some(hook.cursor));
+        }
+    }
+    // A cursor names a position in this store's event log. Were it beyond the log's end (a
+    // copy renumbers events, and the source may have numbered far more), the dispatcher would
+    // silently skip every new event numbered up to it. So the log's next seq goes past every
+    // imported cursor.
+    if let Some(cursor) = furthest {
+        crate::ops::export::move_identity_past(conn, "hopper.job_events", cursor).await?;
+    }
+    Ok(())
+}
+
+/// Inserts a webhook's row unless its id exists; true when it was inserted.
+async fn insert_row(conn: &mut PgConnection, hook: &Webhook) -> Result<bool, StoreError> {
     let events = serde_json::to_string(&hook.events)
         .map_err(|e| StoreError::Internal(format!("encode webhook events: {e}")))?;
     let inserted: Option<i32> = sqlx::query_scalar(
@@ -33,14 +61,10 @@ pub(crate) async fn insert(
     .bind(&hook.secret)
     .bind(hook.created_at.as_millis())
     .bind(hook.cursor)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(conn)
     .await
     .map_err(db_error)?;
-    if inserted.is_none() {
-        return Err(StoreError::AlreadyExists(format!("webhook {}", hook.id)));
-    }
-    audit::append(conn, entry).await?;
-    Ok(())
+    Ok(inserted.is_some())
 }
 
 pub(crate) async fn list(

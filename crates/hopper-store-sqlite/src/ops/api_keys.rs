@@ -72,11 +72,31 @@ pub(crate) fn insert(
     stored: StoredApiKey,
     entry: NewAuditEntry,
 ) -> Result<(), StoreError> {
+    if !insert_row(ctx.conn, &stored)? {
+        return Err(StoreError::AlreadyExists(format!(
+            "API key {}",
+            stored.key.id
+        )));
+    }
+    audit::append(ctx.conn, entry)?;
+    Ok(())
+}
+
+/// Copies keys in exactly as given (digest, revocation and expiry included), skipping ids
+/// already present. No audit entry: the source's log, copied alongside, has the key's.
+pub(crate) fn import(conn: &Connection, keys: &[StoredApiKey]) -> Result<(), StoreError> {
+    for k in keys {
+        insert_row(conn, k)?;
+    }
+    Ok(())
+}
+
+/// Inserts a key's row unless its id exists; true when it was inserted.
+fn insert_row(conn: &Connection, stored: &StoredApiKey) -> Result<bool, StoreError> {
     let k = &stored.key;
     let namespaces = serde_json::to_string(&k.namespaces)
         .map_err(|e| StoreError::Internal(format!("encode namespaces: {e}")))?;
-    let inserted = ctx
-        .conn
+    let inserted = conn
         .prepare_cached(
             "INSERT INTO api_keys (id, name, role, namespaces, created_at, created_by,
                 expires_at, revoked_at, rate_limit_per_s, secret_hash)
@@ -97,11 +117,7 @@ pub(crate) fn insert(
             ])
         })
         .map_err(sql_error)?;
-    if inserted == 0 {
-        return Err(StoreError::AlreadyExists(format!("API key {}", k.id)));
-    }
-    audit::append(ctx.conn, entry)?;
-    Ok(())
+    Ok(inserted == 1)
 }
 
 pub(crate) fn list(conn: &Connection) -> Result<Vec<StoredApiKey>, StoreError> {

@@ -1,6 +1,7 @@
 //! Reading a whole store out for `hopper migrate`: jobs with their histories, idempotency
 //! keys and queue settings, each in a stable order with a keyset cursor so a copy can page
-//! through any amount of data, and the row counts that verify the copy.
+//! through any amount of data, and the row counts that verify the copy (the audit log pages
+//! by seq in `ops::audit`).
 
 use std::str::FromStr;
 
@@ -134,7 +135,9 @@ pub(crate) fn totals(conn: &Connection) -> Result<StoreTotals, StoreError> {
                 (SELECT count(*) FROM idempotency_keys), (SELECT count(*) FROM queues),
                 (SELECT count(*) FROM schedules), (SELECT count(*) FROM workflows),
                 (SELECT count(*) FROM job_deps), (SELECT count(*) FROM workflow_definitions),
-                (SELECT count(*) FROM workflow_backfills)",
+                (SELECT count(*) FROM workflow_backfills), (SELECT count(*) FROM api_keys),
+                (SELECT count(*) FROM namespaces), (SELECT count(*) FROM audit_log),
+                (SELECT count(*) FROM webhooks)",
     )
     .and_then(|mut s| {
         s.query_row([], |r| {
@@ -148,6 +151,10 @@ pub(crate) fn totals(conn: &Connection) -> Result<StoreTotals, StoreError> {
                 job_deps: count(6, r)?,
                 workflow_definitions: count(7, r)?,
                 backfills: count(8, r)?,
+                api_keys: count(9, r)?,
+                namespaces: count(10, r)?,
+                audit: count(11, r)?,
+                webhooks: count(12, r)?,
             })
         })
     })

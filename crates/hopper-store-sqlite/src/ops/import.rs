@@ -1,6 +1,7 @@
 //! Copying rows in from another store (`hopper migrate`): jobs exactly as they were (state,
 //! attempts, lease tokens and all) with their histories, idempotency keys, queue settings,
-//! schedules, and workflow runs (with their edges), definitions and backfills.
+//! schedules, workflow runs (with their edges), definitions and backfills, API keys, namespace
+//! quotas, the audit log (each entry at its own seq) and webhooks (with their cursors).
 //!
 //! A row whose key is already present is skipped, never overwritten, so an interrupted copy
 //! can simply run again. Imported jobs bypass the lifecycle on purpose: they are not changing
@@ -92,5 +93,10 @@ pub(crate) fn import(ctx: &mut WriteCtx<'_>, batch: ImportBatch) -> Result<u64, 
         &batch.workflow_definitions,
         &batch.backfills,
     )?;
+    crate::ops::api_keys::import(ctx.conn, &batch.api_keys)?;
+    crate::ops::namespaces::import(ctx.conn, &batch.namespaces)?;
+    crate::ops::audit::import(ctx.conn, &batch.audit)?;
+    // After the jobs: their events take seqs first, then the cursors move the log past theirs.
+    crate::ops::webhooks::import(ctx.conn, &batch.webhooks)?;
     Ok(new_jobs)
 }

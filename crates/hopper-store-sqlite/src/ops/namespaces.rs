@@ -46,6 +46,40 @@ pub(crate) fn put(
     Ok(settings)
 }
 
+/// Copies quotas in, skipping namespaces that already have their own. No audit entry: the
+/// source's log, copied alongside, has the puts.
+pub(crate) fn import(conn: &Connection, all: &[NamespaceSettings]) -> Result<(), StoreError> {
+    for settings in all {
+        // Refused like a put would be: SQLite integers are signed.
+        let max_waiting = settings
+            .max_waiting_jobs
+            .map(i64::try_from)
+            .transpose()
+            .map_err(|_| StoreError::InvalidArgument {
+                field: "namespaces.max_waiting_jobs".into(),
+                message: format!(
+                    "namespace {}: max_waiting_jobs must be at most {}",
+                    settings.name,
+                    i64::MAX
+                ),
+            })?;
+        conn.prepare_cached(
+            "INSERT INTO namespaces (name, max_waiting_jobs, enqueue_per_s, updated_at)
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO NOTHING",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                settings.name,
+                max_waiting,
+                settings.enqueue_per_s,
+                settings.updated_at.as_millis(),
+            ])
+        })
+        .map_err(sql_error)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn list(conn: &Connection) -> Result<Vec<NamespaceSettings>, StoreError> {
     let raws = conn
         .prepare_cached(

@@ -17,10 +17,49 @@ pub(crate) fn insert(
     hook: Webhook,
     entry: NewAuditEntry,
 ) -> Result<(), StoreError> {
+    if !insert_row(ctx.conn, &hook)? {
+        return Err(StoreError::AlreadyExists(format!("webhook {}", hook.id)));
+    }
+    audit::append(ctx.conn, entry)?;
+    Ok(())
+}
+
+/// Copies webhooks in with the cursors given, skipping ids already present (they keep their
+/// own cursor). No audit entry: the source's log, copied alongside, has the creations.
+pub(crate) fn import(conn: &Connection, hooks: &[Webhook]) -> Result<(), StoreError> {
+    let mut furthest = None;
+    for hook in hooks {
+        if insert_row(conn, hook)? {
+            furthest = furthest.max(Some(hook.cursor));
+        }
+    }
+    // A cursor names a position in this store's event log. Were it beyond the log's end (a
+    // copy renumbers events, and the source may have numbered far more), the dispatcher would
+    // silently skip every new event numbered up to it. So the log's next seq goes past every
+    // imported cursor (AUTOINCREMENT hands out one above the larger of its counter and the
+    // largest seq).
+    if let Some(cursor) = furthest {
+        conn.prepare_cached(
+            "UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'job_events' AND seq < ?1",
+        )
+        .and_then(|mut s| s.execute(params![cursor]))
+        .map_err(sql_error)?;
+        // The counter's row exists only once the table has had a row.
+        conn.prepare_cached(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT 'job_events', ?1
+             WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'job_events')",
+        )
+        .and_then(|mut s| s.execute(params![cursor]))
+        .map_err(sql_error)?;
+    }
+    Ok(())
+}
+
+/// Inserts a webhook's row unless its id exists; true when it was inserted.
+fn insert_row(conn: &Connection, hook: &Webhook) -> Result<bool, StoreError> {
     let events = serde_json::to_string(&hook.events)
         .map_err(|e| StoreError::Internal(format!("encode webhook events: {e}")))?;
-    let inserted = ctx
-        .conn
+    let inserted = conn
         .prepare_cached(
             "INSERT INTO webhooks (id, namespace, url, events, secret, created_at, cursor)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
@@ -37,11 +76,7 @@ pub(crate) fn insert(
             ])
         })
         .map_err(sql_error)?;
-    if inserted == 0 {
-        return Err(StoreError::AlreadyExists(format!("webhook {}", hook.id)));
-    }
-    audit::append(ctx.conn, entry)?;
-    Ok(())
+    Ok(inserted == 1)
 }
 
 pub(crate) fn list(conn: &Connection, namespace: Option<&str>) -> Result<Vec<Webhook>, StoreError> {

@@ -6,8 +6,19 @@
 //! still finish its job after it) with its whole history, every idempotency key, cron
 //! schedules, and workflow runs (counters and dependency edges, so a run copied half done
 //! finishes on the destination), definitions and backfills. Jobs go in pages by id, each page
-//! one transaction of the destination; runs follow their steps. No row of the source
-//! changes (opening it applies Hopper's schema migrations, as starting a server would).
+//! one transaction of the destination; runs follow their steps. Then API keys (their secrets'
+//! digests, revoked and expiring ones as they are: every key that worked still works, and
+//! authentication stays on), namespace quotas, webhooks and the audit log (in pages, each
+//! entry at its own seq; one whose seq the destination already gave another entry is appended
+//! after its log instead). No row of the source changes (opening it applies Hopper's schema
+//! migrations, as starting a server would).
+//!
+//! Webhooks: a webhook's cursor is a position in the event log, and the destination numbers
+//! the copied events itself, so a cursor copied as it was would point elsewhere. A copied
+//! webhook instead starts after every event either store has numbered: events that happen on
+//! the destination are delivered, the copied history is not delivered again, and new
+//! deliveries never reuse the key (`webhook:<id>:<seq>`) of one copied from the source. Events
+//! the source had not yet dispatched when it stopped are not delivered; the command says so.
 //!
 //! Safety:
 //! - The source must be quiet, or the copy would miss what changes during it. An embedded
@@ -26,6 +37,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use hopper_store::{ImportBatch, Store, StoreTotals};
 use hopper_store_postgres::PgConfig;
+use hopper_types::webhook::Webhook;
 
 use crate::cli::MigrateArgs;
 use crate::stores::{Location, connect_postgres, open_sqlite};
@@ -164,7 +176,8 @@ struct Report {
     jobs_new: u64,
 }
 
-/// Copies queues, then jobs page by page, then keys; prints progress on stderr.
+/// Copies queues and schedules, then jobs page by page, idempotency keys, workflows, and last
+/// the security tables (see [`copy_security`]); prints progress on stderr.
 async fn copy(source: &dyn Store, dest: &dyn Store, batch_size: usize) -> anyhow::Result<Report> {
     let source_totals = source
         .totals()
@@ -175,12 +188,16 @@ async fn copy(source: &dyn Store, dest: &dyn Store, batch_size: usize) -> anyhow
         .await
         .context("counting the destination's rows")?;
     progress(format_args!(
-        "copying {} jobs, {} events, {} idempotency keys, {} queue settings, {} schedules",
+        "copying {} jobs, {} events, {} idempotency keys, {} queue settings, {} schedules, \
+         {} API keys, {} audit entries, {} webhooks",
         source_totals.jobs,
         source_totals.events,
         source_totals.idempotency_keys,
         source_totals.queues,
-        source_totals.schedules
+        source_totals.schedules,
+        source_totals.api_keys,
+        source_totals.audit,
+        source_totals.webhooks
     ));
 
     let queues = source
@@ -298,6 +315,8 @@ async fn copy(source: &dyn Store, dest: &dyn Store, batch_size: usize) -> anyhow
         "workflows: {runs} runs, {n_definitions} definitions, {n_backfills} backfills copied"
     ));
 
+    copy_security(source, dest, batch_size).await?;
+
     let dest_after = dest
         .totals()
         .await
@@ -308,6 +327,89 @@ async fn copy(source: &dyn Store, dest: &dyn Store, batch_size: usize) -> anyhow
         dest_after,
         jobs_new,
     })
+}
+
+/// Copies namespace quotas, API keys, webhooks and, page by page, the audit log. Runs after
+/// the jobs, whose events the webhooks' cursors are placed after.
+async fn copy_security(
+    source: &dyn Store,
+    dest: &dyn Store,
+    batch_size: usize,
+) -> anyhow::Result<()> {
+    let namespaces = source
+        .namespace_list()
+        .await
+        .context("reading the source's namespace quotas")?;
+    let api_keys = source
+        .api_key_list()
+        .await
+        .context("reading the source's API keys")?;
+    let webhooks = source
+        .webhook_list(None)
+        .await
+        .context("reading the source's webhooks")?;
+    let source_last = source
+        .events_last_seq()
+        .await
+        .context("reading the source's event log position")?;
+    let dest_last = dest
+        .events_last_seq()
+        .await
+        .context("reading the destination's event log position")?;
+    // See the module docs: past every seq either store's log holds and every cursor (a
+    // cursor can be past the source's newest event when that event's job was deleted since),
+    // so only events that happen on the destination are delivered, under keys no copied
+    // delivery has. The import moves the destination's log past it too.
+    let resume_after = webhooks
+        .iter()
+        .map(|h| h.cursor)
+        .fold(source_last.max(dest_last), i64::max);
+    for hook in webhooks.iter().filter(|h| h.cursor < source_last) {
+        progress(format_args!(
+            "warning: webhook {} (namespace {}) had not dispatched the source's events after \
+             {} (up to {source_last}); they are not delivered from the destination",
+            hook.id, hook.namespace, hook.cursor
+        ));
+    }
+    let webhooks: Vec<Webhook> = webhooks
+        .into_iter()
+        .map(|hook| Webhook {
+            cursor: resume_after,
+            ..hook
+        })
+        .collect();
+    let (n_namespaces, n_keys, n_hooks) = (namespaces.len(), api_keys.len(), webhooks.len());
+    dest.import(ImportBatch {
+        namespaces,
+        api_keys,
+        webhooks,
+        ..ImportBatch::default()
+    })
+    .await
+    .context("writing namespace quotas, API keys and webhooks to the destination")?;
+
+    let mut after = None;
+    let mut entries = 0u64;
+    loop {
+        let page = source
+            .export_audit(after, batch_size)
+            .await
+            .context("reading the audit log from the source")?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.seq);
+        entries += page.len() as u64;
+        dest.import(ImportBatch {
+            audit: page,
+            ..ImportBatch::default()
+        })
+        .await
+        .context("writing audit entries to the destination")?;
+    }
+    progress(format_args!(
+        "security: {n_keys} API keys, {n_namespaces} namespace quotas, {n_hooks} webhooks, \
+         {entries} audit entries copied"
+    ));
+    Ok(())
 }
 
 fn last_id(id: Option<hopper_types::JobId>) -> String {
@@ -321,7 +423,7 @@ fn progress(line: std::fmt::Arguments<'_>) {
 }
 
 /// The rows of a [`StoreTotals`], named.
-fn counts(t: &StoreTotals) -> [(&'static str, u64); 9] {
+fn counts(t: &StoreTotals) -> [(&'static str, u64); 13] {
     [
         ("jobs", t.jobs),
         ("events", t.events),
@@ -332,6 +434,10 @@ fn counts(t: &StoreTotals) -> [(&'static str, u64); 9] {
         ("workflow dependencies", t.job_deps),
         ("workflow definitions", t.workflow_definitions),
         ("backfills", t.backfills),
+        ("API keys", t.api_keys),
+        ("namespace quotas", t.namespaces),
+        ("audit entries", t.audit),
+        ("webhooks", t.webhooks),
     ]
 }
 
@@ -371,6 +477,10 @@ fn print_report(r: &Report, from: &Location, to: &Location, json: bool) -> anyho
                 "idempotency_keys": t.idempotency_keys,
                 "queues": t.queues,
                 "schedules": t.schedules,
+                "api_keys": t.api_keys,
+                "namespaces": t.namespaces,
+                "audit": t.audit,
+                "webhooks": t.webhooks,
             })
         };
         let v = serde_json::json!({
