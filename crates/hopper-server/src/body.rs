@@ -59,20 +59,18 @@ async fn read_json<T: DeserializeOwned>(
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("?").to_string());
     // A client that trickles its body would hold the request (and a connection) forever.
-    let bytes = tokio::time::timeout(
-        BODY_TIMEOUT,
-        read_limited(req.into_body(), limits.max_body_bytes),
-    )
-    .await
-    .map_err(|_| {
-        ApiError::invalid(
-            "body",
-            format!(
-                "the request body did not arrive within {} s",
-                BODY_TIMEOUT.as_secs()
-            ),
-        )
-    })??;
+    let within = std::time::Duration::from_millis(limits.body_timeout_ms);
+    let bytes = tokio::time::timeout(within, read_limited(req.into_body(), limits.max_body_bytes))
+        .await
+        .map_err(|_| {
+            ApiError::invalid(
+                "body",
+                format!(
+                    "the request body did not arrive within {} ms",
+                    limits.body_timeout_ms
+                ),
+            )
+        })??;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -107,9 +105,6 @@ fn is_json_content_type(ct: &str) -> bool {
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
-
-/// How long a client has to send a request body.
-pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Collects the body, refusing it as soon as it grows past `max` bytes (so a huge chunked upload
 /// is never buffered whole).

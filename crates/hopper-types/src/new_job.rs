@@ -22,6 +22,9 @@ pub struct Limits {
     pub max_json_depth: usize,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// How long a client has to send a request body, in milliseconds (30 s): a client that
+    /// trickles its body would otherwise hold a request open forever.
+    pub body_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -33,6 +36,7 @@ impl Default for Limits {
             max_error_message_bytes: 8 << 10,
             max_json_depth: 64,
             max_body_bytes: 16 << 20,
+            body_timeout_ms: 30_000,
         }
     }
 }

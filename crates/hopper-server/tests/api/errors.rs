@@ -241,3 +241,34 @@ async fn numbers_beyond_a_double_are_refused_where_json_is_kept_raw() {
     assert_eq!(jobs.body["jobs"].as_array().map(Vec::len), Some(1));
     assert_eq!(jobs.body["jobs"][0]["state"], "running");
 }
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = test_config();
+    config.limits.body_timeout_ms = 200;
+    let s = TestServer::start_with(config, None).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    // Headers promise 100 bytes; only the first few ever come.
+    conn.write_all(
+        format!(
+            "POST /v1/jobs HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+             content-length: 100\r\n\r\n{{\"kind\":"
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read(&mut answer))
+        .await
+        .expect("answered well before the client would have finished")
+        .expect("read");
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("did not arrive within 200 ms"), "{text}");
+    assert!(s.get("/v1/jobs").await.expect(200).body["jobs"] == json!([]));
+}
