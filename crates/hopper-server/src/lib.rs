@@ -20,6 +20,9 @@
 //! - [`openapi`]: the generated OpenAPI document.
 //! - [`maintenance`]: promoter, rescuer, pruner, scheduler.
 //! - [`shutdown`]: the shutdown signal.
+//! - [`auth`]: keys, roles, namespaces, rate limits, the UI's session; [`quota`]: namespace
+//!   quotas; [`snapshot_cache`]: the in-memory copy of small store tables they read.
+//! - [`webhooks`]: signed webhook deliveries; [`tls`]: HTTPS.
 //! - [`state`]: [`AppState`], shared by the handlers.
 //! - [`ui`]: the web UI, embedded from `web/` and served at `/`.
 //!
@@ -41,6 +44,7 @@ pub mod openapi;
 pub mod quota;
 pub mod routes;
 pub mod shutdown;
+pub mod snapshot_cache;
 pub mod state;
 pub mod timed_store;
 pub mod tls;

@@ -80,17 +80,25 @@ pub struct ApiKey {
     pub rate_limit_per_s: Option<u32>,
 }
 
+/// Whether a key's namespace list covers `namespace` (`*` covers all).
+pub fn namespaces_include(list: &[String], namespace: &str) -> bool {
+    list.iter().any(|n| n == ALL_NAMESPACES || n == namespace)
+}
+
+/// Whether a key's namespace list covers every namespace.
+pub fn namespaces_include_all(list: &[String]) -> bool {
+    list.iter().any(|n| n == ALL_NAMESPACES)
+}
+
 impl ApiKey {
     /// Whether the key sees `namespace`.
     pub fn sees(&self, namespace: &str) -> bool {
-        self.namespaces
-            .iter()
-            .any(|n| n == ALL_NAMESPACES || n == namespace)
+        namespaces_include(&self.namespaces, namespace)
     }
 
     /// Whether the key sees every namespace.
     pub fn sees_all(&self) -> bool {
-        self.namespaces.iter().any(|n| n == ALL_NAMESPACES)
+        namespaces_include_all(&self.namespaces)
     }
 
     /// Why the key cannot be used at `now`, if it cannot.

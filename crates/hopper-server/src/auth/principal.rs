@@ -22,7 +22,7 @@ use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use hopper_types::DEFAULT_NAMESPACE;
-use hopper_types::api_key::{ALL_NAMESPACES, Role};
+use hopper_types::api_key::{ALL_NAMESPACES, Role, namespaces_include, namespaces_include_all};
 use hopper_types::namespace::validate_namespace;
 
 use crate::auth::key_ring::{KeyError, VerifyError};
@@ -56,14 +56,12 @@ pub struct Principal {
 impl Principal {
     /// Whether the key sees `namespace`.
     pub fn sees(&self, namespace: &str) -> bool {
-        self.namespaces
-            .iter()
-            .any(|n| n == ALL_NAMESPACES || n == namespace)
+        namespaces_include(&self.namespaces, namespace)
     }
 
     /// Whether the key sees every namespace.
     pub fn sees_all(&self) -> bool {
-        self.namespaces.iter().any(|n| n == ALL_NAMESPACES)
+        namespaces_include_all(&self.namespaces)
     }
 
     /// The namespaces a cross-namespace read may show: `None` for all.
