@@ -1241,3 +1241,37 @@ async fn the_event_streams_answer_each_credential_as_specified() {
         assert_eq!(status("/v1/events/ws", Some(key.clone()), None).await, 400);
     }
 }
+
+#[tokio::test]
+async fn metrics_gauges_follow_the_namespace_asked_for() {
+    let (s, k) = server_with_keys().await;
+    call(
+        &s,
+        Method::POST,
+        "/v1/jobs",
+        Some(&json!({"kind": "k", "queue": "metered"})),
+        Some(&k.producer),
+        None,
+    )
+    .await
+    .expect(201);
+    let text = |r: reqwest::Response| async move { r.text().await.expect("text") };
+    let scrape = |path: &str| s.client.get(s.url(path)).bearer_auth(&k.root).send();
+    let own = text(
+        scrape(&format!("/metrics?namespace={NS}"))
+            .await
+            .expect("sent"),
+    )
+    .await;
+    let gauge = r#"hopper_jobs{queue="metered",state="available"} 1"#;
+    assert!(own.contains(gauge), "{own}");
+    // The default namespace's gauges do not hold it (the counters, node-wide, do).
+    let default = text(scrape("/metrics").await.expect("sent")).await;
+    assert!(
+        !default.contains(r#"hopper_jobs{queue="metered""#),
+        "{default}"
+    );
+    // A key scoped to the namespace still may not read node-wide metrics.
+    let r = call(&s, Method::GET, "/metrics", None, Some(&k.admin), None).await;
+    assert_eq!(r.status, 403);
+}
