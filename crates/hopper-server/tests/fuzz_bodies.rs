@@ -34,6 +34,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+#[path = "strategies/mod.rs"]
+mod strategies;
+
 use hopper_server::{ServerConfig, serve};
 use hopper_store_sqlite::{Durability, SqliteConfig, SqliteStore};
 use hopper_types::SystemClock;
@@ -42,6 +45,7 @@ use proptest::sample::Index;
 use proptest::test_runner::{TestCaseError, TestRunner};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
+use strategies::arb_json;
 
 // ---------------------------------------------------------------------------------------------
 // The server under test.
@@ -844,27 +848,6 @@ fn admin_endpoints() -> Vec<Endpoint> {
 
 // ---------------------------------------------------------------------------------------------
 // Strategies.
-
-/// A JSON document of random shape (as in `random_json.rs`).
-fn arb_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(|f| json!(f)),
-        "[a-z_]{0,12}".prop_map(Value::String),
-        ".{0,40}".prop_map(Value::String),
-    ];
-    leaf.prop_recursive(6, 64, 8, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map("[a-z_]{1,14}", inner, 0..6)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
 
 /// Values chosen to sit on the edges validation has to get right: integer and float limits,
 /// dates far out of range, cron expressions that never fire, names too long, placeholders for

@@ -6,53 +6,13 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::HOPPER;
+use common::{HOPPER, Server};
 
-/// A server child with its announced URL; SIGTERMed at drop.
-struct Proc {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        common::terminate(&mut self.child, Duration::from_secs(10));
-    }
-}
-
-fn server(args: &[&str], env: &[(&str, &str)], dir: tempfile::TempDir) -> Proc {
-    let data = dir.path().join("data");
-    let mut child = Command::new(HOPPER)
-        .args(["server", "--bind", "127.0.0.1:0", "--durability", "relaxed"])
-        .arg("--data-dir")
-        .arg(&data)
-        .args(args)
-        .envs(env.iter().copied())
-        .env_remove("HOPPER_DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn hopper server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read the announcement");
-    let url = line
-        .trim()
-        .strip_prefix("hopper listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    Proc {
-        child,
-        url,
-        _dir: dir,
-    }
+fn server(args: &[&str], env: &[(&str, &str)], dir: tempfile::TempDir) -> Server {
+    common::Server::start_with(dir, args, env)
 }
 
 fn cli(url: &str, key: Option<&str>, args: &[&str]) -> std::process::Output {

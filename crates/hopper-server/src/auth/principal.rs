@@ -229,8 +229,12 @@ fn resolve_namespace(parts: &Parts, p: &Principal) -> Result<String, ApiError> {
         ),
         None => None,
     };
-    let from_query = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
-        .ok()
+    // Most requests have no `namespace` parameter: parse the query only when it may.
+    let from_query = parts
+        .uri
+        .query()
+        .filter(|q| q.contains("namespace"))
+        .and_then(|_| Query::<Vec<(String, String)>>::try_from_uri(&parts.uri).ok())
         .and_then(|Query(pairs)| {
             pairs
                 .into_iter()

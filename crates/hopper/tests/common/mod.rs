@@ -42,7 +42,21 @@ impl Server {
     /// one on the address it had).
     pub fn start_at_bind(data_dir: &Path, bind: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        Server::spawn_on(dir, bind, &["--data-dir".as_ref(), data_dir.as_os_str()])
+        Server::spawn_on(
+            dir,
+            bind,
+            &["--data-dir".as_ref(), data_dir.as_os_str()],
+            &[],
+        )
+    }
+
+    /// Starts a server on the embedded store in `dir/data` (`dir` lives as long as the
+    /// server) with extra `args` and environment `env` (keys, TLS).
+    pub fn start_with(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let data = dir.path().join("data");
+        let mut all: Vec<&OsStr> = vec!["--data-dir".as_ref(), data.as_os_str()];
+        all.extend(args.iter().map(OsStr::new));
+        Server::spawn_on(dir, "127.0.0.1:0", &all, env)
     }
 
     /// Starts a server on PostgreSQL at `database_url`.
@@ -54,13 +68,19 @@ impl Server {
     /// Starts `hopper server` on a free port with `store_args` naming its store, and waits
     /// for its announcement.
     fn spawn(dir: tempfile::TempDir, store_args: &[&OsStr]) -> Server {
-        Server::spawn_on(dir, "127.0.0.1:0", store_args)
+        Server::spawn_on(dir, "127.0.0.1:0", store_args, &[])
     }
 
-    fn spawn_on(dir: tempfile::TempDir, bind: &str, store_args: &[&OsStr]) -> Server {
+    fn spawn_on(
+        dir: tempfile::TempDir,
+        bind: &str,
+        args: &[&OsStr],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut child = Command::new(HOPPER)
             .args(["server", "--bind", bind, "--durability", "relaxed"])
-            .args(store_args)
+            .args(args)
+            .envs(env.iter().copied())
             // The store is the one named here, whatever the environment says.
             .env_remove("HOPPER_DATABASE_URL")
             .env("RUST_LOG", "warn")
